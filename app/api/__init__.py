@@ -1,0 +1,1 @@
+"""HTTP adapter: thin routes over the engine and the bulk use cases."""

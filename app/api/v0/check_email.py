@@ -1,0 +1,28 @@
+"""`POST /v0/check_email`: one address, verified now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from app.api.errors import ERROR_RESPONSES
+from app.api.v0.schemas import CheckEmailIn
+from app.engine import CheckRequest, Verifier
+
+router = APIRouter()
+
+
+@router.post("/v0/check_email", responses=ERROR_RESPONSES)
+async def check_email(body: CheckEmailIn, request: Request) -> dict[str, Any]:
+    verifier: Verifier = request.app.state.verifier
+    output = await verifier.check(
+        CheckRequest(
+            to_email=body.to_email,
+            from_email=body.from_email,
+            hello_name=body.hello_name,
+            proxy=body.proxy.to_config() if body.proxy else None,
+            smtp_ports=body.ports(),
+        )
+    )
+    return output.to_json()

@@ -1,0 +1,188 @@
+"""`mxprobe`: serve, api, worker, migrate, check, sim."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from app.settings import Settings, get_settings
+
+cli = typer.Typer(help="Reacher-compatible bulk email verification.", no_args_is_help=True)
+console = Console()
+
+_COLOURS = {"safe": "green", "risky": "yellow", "invalid": "red", "unknown": "magenta"}
+
+
+def _database_url(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded PostgreSQL under MXPROBE_DATA_DIR (started if needed).
+
+    The URL is exported so every child process uses the same server."""
+    url = settings.database_url
+    if not url:
+        from app.db import embedded
+
+        url = embedded.start(settings.data_dir)
+    os.environ["DATABASE_URL"] = url
+    return url
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes to start.", min=0)] = 2,
+) -> None:
+    """Start everything: PostgreSQL (embedded unless DATABASE_URL), migrations, API, workers."""
+    from app.db import migrate
+
+    url = _database_url(get_settings())
+    migrate.upgrade(url)
+    me = [sys.executable, "-m", "app.cli"]
+    children = [subprocess.Popen([*me, "api", "--host", host, "--port", str(port)])]
+    children += [subprocess.Popen([*me, "worker"]) for _ in range(workers)]
+    console.print(f"mxprobe: API on http://{host}:{port}, {workers} worker(s); Ctrl-C stops")
+
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping and all(c.poll() is None for c in children):
+            time.sleep(0.2)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    failed = [c.returncode for c in children if c.returncode not in (0, -signal.SIGTERM)]
+    raise typer.Exit(1 if failed and not stopping else 0)
+
+
+@cli.command()
+def api(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8080,
+) -> None:
+    """Run the HTTP API alone."""
+    import uvicorn
+
+    _database_url(get_settings())
+    get_settings.cache_clear()
+    uvicorn.run("app.api.main:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Tasks run at once (default MXPROBE_WORKER_CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Run one worker process that drains the queue."""
+    from worker.main import run  # the CLI is an entry point; it may start a worker
+
+    _database_url(get_settings())
+    get_settings.cache_clear()
+    run(get_settings(), concurrency=concurrency)
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (ours and procrastinate's)."""
+    from app.db import migrate as migrations
+
+    migrations.upgrade(_database_url(get_settings()))
+    console.print("database is up to date")
+
+
+@cli.command()
+def check(
+    addresses: Annotated[list[str], typer.Argument(help="Addresses to verify.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print Reacher's JSON output.")] = False,
+) -> None:
+    """Verify addresses now, from this machine (no database needed)."""
+    from app.engine import CheckRequest, LocalMxLimiter, Resolver, Verifier
+
+    settings = get_settings()
+
+    async def run() -> list[dict[str, object]]:
+        resolver = Resolver(settings.dns_config())
+        verifier = Verifier(
+            settings.probe_config(),
+            resolver=resolver,
+            limiter=LocalMxLimiter(
+                per_mx=settings.mx_concurrency, total=settings.global_concurrency
+            ),
+        )
+        try:
+            outputs = await asyncio.gather(
+                *(verifier.check(CheckRequest(to_email=a)) for a in addresses)
+            )
+        finally:
+            await resolver.close()
+        return [o.to_json() for o in outputs]
+
+    results = asyncio.run(run())
+    if as_json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        return
+    for result in results:
+        verdict = str(result["is_reachable"])
+        line = f"[bold {_COLOURS[verdict]}]{verdict:8}[/] {result['input']}"
+        console.print(f"{line}  [dim]{_reason(result)}[/]", highlight=False)
+
+
+def _reason(result: dict[str, object]) -> str:
+    """One line on why: the SMTP answer, or the step that decided."""
+    syntax: Any = result["syntax"]
+    mx: Any = result["mx"]
+    smtp: Any = result["smtp"]
+    debug: Any = result["debug"]
+    if not syntax["is_valid_syntax"]:
+        return "invalid syntax"
+    if "error" in mx:
+        return f"DNS: {mx['error']['message']}"
+    if not mx["accepts_mail"]:
+        return "the domain accepts no mail"
+    if "error" in smtp:
+        detail = smtp["error"]["message"]
+        return f"SMTP: {detail}" + (f" ({smtp['description']})" if "description" in smtp else "")
+    probe = debug.get("probe") or {}
+    flags = [k for k in ("is_catch_all", "has_full_inbox", "is_disabled") if smtp.get(k)]
+    answer = f"{probe.get('code', '')} {probe.get('message', '')}".strip()
+    return ", ".join([*flags, f"{probe.get('mx_host')}: {answer}"])
+
+
+@cli.command()
+def sim(
+    bench: Annotated[
+        bool, typer.Option(help="The benchmark world instead of the standard one.")
+    ] = False,
+) -> None:
+    """Run the simulated mail world (DNS + fake MX servers on 127.0.0.x) until Ctrl-C."""
+    from app import simulator
+
+    world = simulator.bench_world() if bench else simulator.standard_world()
+    simulator.serve_forever(world)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,98 @@
+"""Tables of the bulk half: a job, its per-row results, and its sharded progress counters.
+
+A job's input addresses travel in its procrastinate tasks (one per row, carrying the row's
+position); a result row appears when a worker has verified that position. Progress is counted
+in `bulk_job_counters`, updated in the same transaction as the (idempotent) result insert, so
+reading a job's status costs a handful of rows whatever the job's size.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSON, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+
+VERDICTS = ("safe", "invalid", "risky", "unknown")
+
+COUNTER_SHARDS = 16
+"""Rows per job in `bulk_job_counters`. Workers finishing rows at the same moment mostly touch
+different rows, so they do not queue on one row lock until commit."""
+
+
+class BulkJob(Base):
+    """One `POST /v0/bulk` request."""
+
+    __tablename__ = "bulk_jobs"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    total_records: Mapped[int] = mapped_column(Integer)
+    # The probe options of the request (from_email, hello_name, proxy, smtp_ports): the
+    # workers need them, so proxy credentials are stored here, and never shown.
+    options: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("total_records > 0", name="total_records_positive"),
+        Index("ix_bulk_jobs_created_at", "created_at"),
+    )
+
+
+class BulkResult(Base):
+    """The verification of one input row. At most one per (job, position): the primary key
+    makes a retried task's second insert a no-op."""
+
+    __tablename__ = "bulk_results"
+
+    job_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("bulk_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[str] = mapped_column(String(7))
+    # `json`, not `jsonb`: it keeps Reacher's key order, and downloads stream the stored text.
+    output: Mapped[dict[str, Any]] = mapped_column(JSON)
+    verified_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint("verdict IN ('safe', 'invalid', 'risky', 'unknown')", name="verdict_known"),
+        CheckConstraint("position >= 0", name="position_not_negative"),
+    )
+
+
+class BulkJobCounter(Base):
+    """One shard of a job's progress: how many rows of each verdict were stored."""
+
+    __tablename__ = "bulk_job_counters"
+
+    job_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("bulk_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    total_safe: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    total_invalid: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    total_risky: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    total_unknown: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # When this shard last counted a row: the job's finished_at is the latest of these once
+    # every row is counted.
+    last_counted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

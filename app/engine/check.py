@@ -1,0 +1,361 @@
+"""The pipeline: syntax → MX → RCPT (+ catch-all, once per domain) → verdict → Reacher's output."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from app.engine import errors
+from app.engine.config import ProbeConfig, ProxyConfig
+from app.engine.model import (
+    CheckEmailOutput,
+    CoreError,
+    DebugDetails,
+    DebugSmtp,
+    Duration,
+    MiscDetails,
+    MxDetails,
+    MxError,
+    ProbeDebug,
+    SmtpDetails,
+    SmtpError,
+    SyntaxDetails,
+    VerifMethod,
+    VerifParams,
+)
+from app.engine.probes.catchall import CatchAllStore, MemoryCatchAllStore, probe_local_part
+from app.engine.probes.dns import MxHost, MxLookup, Resolver, is_public_address
+from app.engine.probes.limits import LocalMxLimiter, MxLimiter
+from app.engine.probes.smtp import ProbeSession, Reply
+from app.engine.rules import lists, providers, replies, syntax, verdict
+from app.engine.rules.replies import Category, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    """Reacher's request body, minus what the engine does not need to know about HTTP."""
+
+    to_email: str
+    from_email: str | None = None
+    hello_name: str | None = None
+    proxy: ProxyConfig | None = None
+    smtp_ports: tuple[int, ...] | None = None
+
+
+@dataclass(slots=True)
+class _Probe:
+    """What the SMTP step concluded."""
+
+    smtp: SmtpDetails | SmtpError
+    debug: ProbeDebug | None = None
+    host: str | None = None
+    port: int | None = None
+    temporary: bool = False
+
+
+@dataclass(slots=True)
+class _Attempt:
+    errors: list[errors.EngineError] = field(default_factory=list)
+
+
+class Verifier:
+    """Checks addresses. Holds the resolver, the catch-all memory and the MX limiter."""
+
+    def __init__(
+        self,
+        config: ProbeConfig,
+        *,
+        resolver: Resolver,
+        catch_all: CatchAllStore | None = None,
+        limiter: MxLimiter | None = None,
+    ) -> None:
+        self.config = config
+        self.resolver = resolver
+        self.catch_all = catch_all or MemoryCatchAllStore(ttl=config.catch_all_ttl)
+        self.limiter = limiter or LocalMxLimiter(per_mx=5, total=1000)
+        self._secret = f"{config.hello_name}|{config.from_email}"
+
+    async def check(self, request: CheckRequest) -> CheckEmailOutput:
+        started_at = datetime.now(UTC)
+        started = time.perf_counter()
+        hello_name = request.hello_name or self.config.hello_name
+        from_email = request.from_email or self.config.from_email
+        ports = request.smtp_ports or self.config.smtp_ports
+        proxy = request.proxy or self.config.proxy
+        for value in (hello_name, from_email):
+            if syntax.has_control_chars(value):
+                raise errors.UnsafeAddress(f"refusing {value!r}: it contains control characters")
+
+        parsed = syntax.parse_address(request.to_email)
+        syntax_details = SyntaxDetails(
+            address=parsed.address,
+            domain=parsed.domain,
+            is_valid_syntax=parsed.is_valid,
+            username=parsed.username,
+            normalized_email=parsed.normalized_email,
+            suggestion=parsed.suggestion,
+        )
+        misc = MiscDetails()
+        mx: MxDetails | MxError = MxDetails(accepts_mail=False, records=[])
+        probe = _Probe(smtp=SmtpDetails())
+        provider: str | None = None
+
+        if parsed.is_valid:
+            misc = MiscDetails(
+                is_disposable=lists.is_disposable(parsed.ascii_domain),
+                is_role_account=lists.is_role_account(parsed.username),
+                is_b2c=lists.is_b2c(parsed.ascii_domain),
+            )
+            try:
+                lookup = await self.resolver.mx(parsed.ascii_domain)
+            except errors.DnsError as exc:
+                mx = MxError(error=CoreError(type=exc.kind, message=str(exc)))
+            else:
+                mx = MxDetails(accepts_mail=lookup.accepts_mail, records=lookup.records)
+                if lookup.accepts_mail:
+                    provider = providers.provider_from_mx(lookup.hosts[0].exchange).value
+                    probe = await self._probe(
+                        parsed,
+                        lookup,
+                        hello_name=hello_name,
+                        from_email=from_email,
+                        ports=ports,
+                        proxy=proxy,
+                    )
+                    wait = self.config.greylist_inline_retry
+                    if probe.temporary and wait > 0:
+                        await asyncio.sleep(wait)
+                        retry = await self._probe(
+                            parsed,
+                            lookup,
+                            hello_name=hello_name,
+                            from_email=from_email,
+                            ports=ports,
+                            proxy=proxy,
+                        )
+                        if retry.debug is not None:
+                            retry.debug = retry.debug.model_copy(update={"attempts": 2})
+                        probe = retry
+
+        reachable = verdict.is_reachable(
+            syntax_valid=parsed.is_valid, mx=mx, smtp=probe.smtp, misc=misc
+        )
+        if probe.host is not None and probe.port is not None:
+            method = VerifMethod(
+                type="Smtp",
+                host=f"{probe.host}.",
+                verif_method=VerifParams(
+                    from_email=from_email,
+                    hello_name=hello_name,
+                    proxy=proxy.public() if proxy else None,
+                    smtp_port=probe.port,
+                    smtp_timeout=Duration.from_seconds(self.config.smtp_timeout),
+                    retries=probe.debug.attempts if probe.debug else 1,
+                ),
+            )
+        else:
+            method = VerifMethod(type="Skipped")
+        return CheckEmailOutput(
+            input=request.to_email,
+            is_reachable=reachable,
+            misc=misc,
+            mx=mx,
+            smtp=probe.smtp,
+            syntax=syntax_details,
+            debug=DebugDetails(
+                backend_name=self.config.backend_name,
+                start_time=_rfc3339(started_at),
+                end_time=_rfc3339(datetime.now(UTC)),
+                duration=Duration.from_seconds(time.perf_counter() - started),
+                smtp=DebugSmtp(verif_method=method),
+                provider=provider,
+                probe=probe.debug,
+            ),
+        )
+
+    async def _probe(
+        self,
+        parsed: syntax.ParsedAddress,
+        lookup: MxLookup,
+        *,
+        hello_name: str,
+        from_email: str,
+        ports: tuple[int, ...],
+        proxy: ProxyConfig | None,
+    ) -> _Probe:
+        domain = parsed.ascii_domain
+        policy = providers.policy_for(providers.provider_from_mx(lookup.hosts[0].exchange))
+        known = None if policy.skip_catch_all else await self.catch_all.get(domain)
+        if known:
+            # A catch-all accepts every recipient: asking again tells nothing and costs the
+            # server a session.
+            return _Probe(
+                smtp=SmtpDetails(can_connect_smtp=True, is_catch_all=True, is_deliverable=True),
+                debug=ProbeDebug(
+                    category=Category.ACCEPT.value,
+                    code=None,
+                    message="catch-all domain (remembered)",
+                    elapsed_ms=0,
+                    mx_host=lookup.hosts[0].exchange,
+                ),
+            )
+        attempt = _Attempt()
+        for host in lookup.hosts:
+            for address in await self._addresses(host, attempt):
+                for port in ports:
+                    session = ProbeSession(
+                        mx_host=host.exchange,
+                        address=address,
+                        port=port,
+                        hello_name=hello_name,
+                        from_email=from_email,
+                        connect_timeout=self.config.connect_timeout,
+                        command_timeout=self.config.smtp_timeout,
+                        proxy=proxy,
+                        starttls=self.config.starttls,
+                    )
+                    async with self.limiter.slot(providers.limit_key(host.exchange)):
+                        try:
+                            try:
+                                await session.open()
+                            except errors.SmtpError as exc:
+                                # Try the next port, address and MX: RFC 5321 §5.1.
+                                attempt.errors.append(exc)
+                                continue
+                            try:
+                                return await self._converse(
+                                    session,
+                                    parsed,
+                                    check_catch_all=known is None and not policy.skip_catch_all,
+                                )
+                            except errors.SmtpError as exc:
+                                return _failed(exc, host=host.exchange, port=port)
+                        finally:
+                            await session.close()
+        return _failed(
+            _most_telling(attempt.errors),
+            host=None,
+            port=None,
+            mx_host=lookup.hosts[0].exchange,
+        )
+
+    async def _addresses(self, host: MxHost, attempt: _Attempt) -> list[str]:
+        try:
+            found = await self.resolver.addresses(host.exchange)
+        except errors.DnsError as exc:
+            attempt.errors.append(exc)
+            return []
+        if not found:
+            attempt.errors.append(errors.SmtpConnectError(f"MX {host.exchange} has no address"))
+        allowed = [a for a in found if self.config.allow_private_mx or is_public_address(a)]
+        if found and not allowed:
+            attempt.errors.append(
+                errors.PrivateMxRefused(
+                    f"MX {host.exchange} resolves to non-public addresses {', '.join(found)}; "
+                    "not connecting (set MXPROBE_ALLOW_PRIVATE_MX=true to allow)"
+                )
+            )
+        return allowed
+
+    async def _converse(
+        self, session: ProbeSession, parsed: syntax.ParsedAddress, *, check_catch_all: bool
+    ) -> _Probe:
+        domain = parsed.ascii_domain
+        reply = await session.rcpt(parsed.ascii_address)
+        answer = replies.classify_reply(reply.code, reply.message)
+        is_catch_all = False
+        if answer.outcome is Outcome.INVALID:
+            await self.catch_all.put(domain, False)  # a catch-all would not have refused
+        elif answer.outcome is Outcome.DELIVERABLE and check_catch_all:
+            random_reply = await session.rcpt(
+                f"{probe_local_part(domain, secret=self._secret)}@{domain}"
+            )
+            random_answer = replies.classify_reply(random_reply.code, random_reply.message)
+            if random_answer.outcome is Outcome.DELIVERABLE:
+                is_catch_all = True
+                await self.catch_all.put(domain, True)
+            elif random_answer.outcome is Outcome.INVALID:
+                await self.catch_all.put(domain, False)
+        return _Probe(
+            smtp=_smtp_fields(answer, is_catch_all=is_catch_all),
+            debug=_probe_debug(reply, answer, host=session.mx_host),
+            host=session.mx_host,
+            port=session.port,
+            temporary=answer.retryable,
+        )
+
+
+def _smtp_fields(answer: replies.ReplyVerdict, *, is_catch_all: bool) -> SmtpDetails | SmtpError:
+    match answer.outcome:
+        case Outcome.DELIVERABLE:
+            return SmtpDetails(
+                can_connect_smtp=True, is_deliverable=True, is_catch_all=is_catch_all
+            )
+        case Outcome.INVALID:
+            return SmtpDetails(can_connect_smtp=True)
+        case Outcome.DISABLED:
+            return SmtpDetails(can_connect_smtp=True, is_disabled=True)
+        case Outcome.FULL_INBOX:
+            return SmtpDetails(can_connect_smtp=True, has_full_inbox=True)
+        case _:
+            return SmtpError(
+                error=CoreError(type="AsyncSmtpError", message=answer.error_message),
+                description=answer.description,
+            )
+
+
+def _probe_debug(reply: Reply, answer: replies.ReplyVerdict, *, host: str) -> ProbeDebug:
+    return ProbeDebug(
+        category=answer.category.value,
+        code=reply.code,
+        message=reply.message,
+        elapsed_ms=reply.elapsed_ms,
+        mx_host=host,
+    )
+
+
+def _failed(
+    exc: errors.EngineError, *, host: str | None, port: int | None, mx_host: str | None = None
+) -> _Probe:
+    """An SMTP step that never got an answer to RCPT: the verdict is `unknown`."""
+    code: int | None = None
+    temporary = False
+    if isinstance(exc, errors.SmtpTimeout):
+        error = CoreError(type="Timeout", message=Duration.from_seconds(exc.seconds).model_dump())
+    elif isinstance(exc, errors.SmtpProtocolError) and exc.code is not None:
+        answer = replies.classify_reply(exc.code, exc.reply)
+        code = exc.code
+        temporary = 400 <= exc.code < 500
+        error = CoreError(type="AsyncSmtpError", message=answer.error_message)
+    elif isinstance(exc, errors.SmtpError):
+        error = CoreError(type="AsyncSmtpError", message=str(exc))
+    else:
+        error = CoreError(type=exc.kind, message=str(exc))
+    category = Category.TEMP_FAIL if temporary else Category.UNKNOWN
+    return _Probe(
+        smtp=SmtpError(error=error),
+        debug=ProbeDebug(
+            category=category.value,
+            code=code,
+            message=str(exc),
+            elapsed_ms=0,
+            mx_host=host or mx_host,
+        ),
+        host=host,
+        port=port,
+        temporary=temporary,
+    )
+
+
+def _most_telling(seen: list[errors.EngineError]) -> errors.EngineError:
+    """Of the errors met trying every MX, the one that says most: a 4xx (retry later) first."""
+    for exc in seen:
+        if isinstance(exc, errors.SmtpProtocolError) and exc.code and 400 <= exc.code < 500:
+            return exc
+    return seen[-1] if seen else errors.SmtpConnectError("no MX to try")
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")

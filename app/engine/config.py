@@ -1,0 +1,48 @@
+"""Frozen configuration the engine is given by its callers (it never reads the environment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """A SOCKS5 proxy the SMTP probe connects through."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def public(self) -> dict[str, object]:
+        """What may appear in output: never the credentials."""
+        return {"host": self.host, "port": self.port}
+
+
+@dataclass(frozen=True, slots=True)
+class DnsConfig:
+    nameservers: tuple[str, ...] = ()  # "host" or "host:port"; empty: /etc/resolv.conf
+    timeout: float = 5.0
+    tries: int = 2
+    cache_size: int = 10_000
+    # A floor and ceiling on cached TTLs, so a 0-TTL record still saves repeated lookups within
+    # one list and a week-long TTL doesn't pin a stale answer.
+    min_ttl: float = 5.0
+    max_ttl: float = 3600.0
+    negative_ttl: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    hello_name: str = "localhost"
+    from_email: str = "user@example.org"
+    connect_timeout: float = 10.0
+    smtp_timeout: float = 10.0  # per command
+    smtp_ports: tuple[int, ...] = (25,)
+    allow_private_mx: bool = False
+    proxy: ProxyConfig | None = None
+    catch_all_ttl: float = 86_400.0
+    # A single check may retry a 4xx once within its time budget if the wait is this short.
+    greylist_inline_retry: float = 0.0
+    starttls: bool = True
+    backend_name: str = "mxprobe"

@@ -1,0 +1,80 @@
+"""The engine's exception tree. Each leaf is named after what happened.
+
+Errors from aiodns, aiosmtplib and python-socks are translated in `app/engine/probes/` with
+`raise ... from exc`, so no caller ever catches a library's exception type.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base of every error the engine raises."""
+
+    kind = "EngineError"
+
+
+# --- DNS ------------------------------------------------------------------------------------
+class DnsError(EngineError):
+    kind = "ResolveError"
+
+
+class DnsNoSuchDomain(DnsError):
+    """NXDOMAIN: the domain does not exist, so it takes no mail."""
+
+    kind = "NoSuchDomain"
+
+
+class DnsTimeout(DnsError):
+    kind = "Timeout"
+
+
+class DnsServerFailure(DnsError):
+    """SERVFAIL, REFUSED and the like: say nothing about the domain."""
+
+    kind = "ServerFailure"
+
+
+# --- SMTP -----------------------------------------------------------------------------------
+class SmtpError(EngineError):
+    kind = "SmtpError"
+
+
+class SmtpConnectError(SmtpError):
+    """Could not open a connection (refused, unreachable, proxy failure)."""
+
+    kind = "ConnectError"
+
+
+class SmtpTimeout(SmtpError):
+    kind = "Timeout"
+
+    def __init__(self, message: str, *, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
+class SmtpProtocolError(SmtpError):
+    """The server answered something we can't proceed from (bad banner, 5xx to EHLO/MAIL)."""
+
+    kind = "AsyncSmtpError"
+
+    def __init__(self, message: str, *, code: int | None = None, reply: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reply = reply
+
+
+class SmtpDisconnected(SmtpError):
+    kind = "Disconnected"
+
+
+class UnsafeAddress(EngineError):
+    """An address, hello name or sender that must never reach the wire (control characters)."""
+
+    kind = "UnsafeInput"
+
+
+class PrivateMxRefused(EngineError):
+    """The MX resolves to a private/loopback/non-routable address and that is not allowed."""
+
+    kind = "PrivateMx"

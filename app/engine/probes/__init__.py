@@ -1,0 +1,1 @@
+"""The only engine code that touches the network: DNS, SMTP, SOCKS."""

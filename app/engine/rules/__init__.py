@@ -1,0 +1,13 @@
+"""Pure verification rules: no asyncio, no sockets, no framework.
+
+Import the modules by name (``from app.engine.rules import replies``):
+
+- ``syntax``: parse and validate an address, IDNA form, Gmail normalisation.
+- ``suggest``: typo suggestions for common provider domains.
+- ``lists``: disposable domains, role accounts, consumer (B2C) providers.
+- ``providers``: hosting provider from an MX host name, and its politeness policy.
+- ``replies``: classify one SMTP reply (mostly to ``RCPT TO``).
+- ``verdict``: Reacher's ``is_reachable`` rule, with our corrections.
+
+Nothing is imported here, so importing one rule does not load the large domain lists.
+"""

@@ -1,0 +1,129 @@
+"""The one settings object: environment variables prefixed `MXPROBE_`, plus `DATABASE_URL`.
+
+Read once, at the edges (API, worker, CLI), and handed to the engine as frozen config objects.
+Every field is documented in the README's settings table.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import unquote, urlsplit
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.engine.config import DnsConfig, ProbeConfig, ProxyConfig
+from app.engine.rules.syntax import has_control_chars
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MXPROBE_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "MXPROBE_DATABASE_URL")
+    )
+    data_dir: Path = Path(".mxprobe")
+
+    # The SMTP conversation
+    hello_name: str = "localhost"
+    from_email: str = "user@example.org"
+    connect_timeout: float = Field(default=10.0, gt=0)
+    smtp_timeout: float = Field(default=10.0, gt=0)
+    smtp_ports: Annotated[tuple[int, ...], NoDecode] = (25,)
+    proxy: str | None = None  # socks5://user:pass@host:port
+    allow_private_mx: bool = False
+    starttls: bool = True
+
+    # DNS
+    dns_nameservers: Annotated[tuple[str, ...], NoDecode] = ()
+    dns_timeout: float = Field(default=5.0, gt=0)
+
+    # Catch-all and greylisting
+    catch_all_ttl: float = Field(default=86_400.0, ge=0)
+    greylist_retry_delay: float = Field(default=300.0, ge=0)
+    greylist_max_attempts: int = Field(default=3, ge=1)
+    check_greylist_wait: float = Field(default=0.0, ge=0)
+
+    # Politeness
+    mx_concurrency: int = Field(default=5, ge=1)
+    global_concurrency: int = Field(default=200, ge=1)
+
+    # API and bulk
+    header_secret: str | None = None
+    bulk_max_emails: int = Field(default=1_000_000, ge=1)
+    result_retention_days: float = Field(default=30.0, gt=0)
+    worker_concurrency: int = Field(default=50, ge=1)
+
+    @field_validator("smtp_ports", mode="before")
+    @classmethod
+    def _split_ports(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(p) for p in value.replace(" ", "").strip("[]").split(",") if p)
+        return value
+
+    @field_validator("smtp_ports")
+    @classmethod
+    def _valid_ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(not 0 < p < 65536 for p in value):
+            raise ValueError("smtp_ports must be one or more ports between 1 and 65535")
+        return value
+
+    @field_validator("dns_nameservers", mode="before")
+    @classmethod
+    def _split_servers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(s for s in value.replace(" ", ",").split(",") if s)
+        return value
+
+    @field_validator("hello_name", "from_email")
+    @classmethod
+    def _no_control_chars(cls, value: str) -> str:
+        if has_control_chars(value) or not value:
+            raise ValueError("must be non-empty and contain no control characters")
+        return value
+
+    @field_validator("proxy")
+    @classmethod
+    def _valid_proxy(cls, value: str | None) -> str | None:
+        if value:
+            parse_proxy_url(value)
+        return value or None
+
+    def dns_config(self) -> DnsConfig:
+        return DnsConfig(nameservers=self.dns_nameservers, timeout=self.dns_timeout)
+
+    def probe_config(self) -> ProbeConfig:
+        return ProbeConfig(
+            hello_name=self.hello_name,
+            from_email=self.from_email,
+            connect_timeout=self.connect_timeout,
+            smtp_timeout=self.smtp_timeout,
+            smtp_ports=self.smtp_ports,
+            allow_private_mx=self.allow_private_mx,
+            proxy=parse_proxy_url(self.proxy) if self.proxy else None,
+            catch_all_ttl=self.catch_all_ttl,
+            greylist_inline_retry=self.check_greylist_wait,
+            starttls=self.starttls,
+        )
+
+
+def parse_proxy_url(url: str) -> ProxyConfig:
+    """`socks5://user:pass@host:1080` → ProxyConfig."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("socks5", "socks5h") or not parts.hostname or not parts.port:
+        raise ValueError("proxy must look like socks5://[user:pass@]host:port")
+    return ProxyConfig(
+        host=parts.hostname,
+        port=parts.port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

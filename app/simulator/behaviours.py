@@ -1,0 +1,74 @@
+"""What a fake MX server does, and the state of the mailboxes it serves.
+
+A `Behaviour` describes one fake MX server; its options combine freely (a greylisting server
+behind a tarpit that requires STARTTLS is fine). A `Mailbox` is the state of one known
+recipient of a domain. The replies that follow from both are decided in `rcpt_policy`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["Behaviour", "Mailbox"]
+
+
+class Mailbox(StrEnum):
+    """State of a known recipient."""
+
+    OK = "ok"
+    """RCPT → 250 2.1.5."""
+    FULL = "full"
+    """RCPT → 552 5.2.2 Mailbox full, over quota."""
+    DISABLED = "disabled"
+    """RCPT → 550 5.2.1 Mailbox disabled, not accepting messages."""
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How one fake MX server behaves.
+
+    The replies come in this order of precedence for RCPT: `ip_blocked`, relaying denied (a
+    domain the server does not serve), greylisting, then the mailbox (`catch_all` accepts
+    every local part that is not a known FULL/DISABLED mailbox).
+    """
+
+    catch_all: bool = False
+    """Every RCPT of a served domain gets 250 (known FULL/DISABLED mailboxes keep their reply)."""
+    greylist_seconds: float | None = None
+    """First RCPT of a (client ip, MAIL FROM, RCPT) triplet → 451 4.7.1 greylisted; the same
+    triplet is answered normally once this many seconds have passed since it was first seen."""
+    ip_blocked: bool = False
+    """RCPT → 554 5.7.1 … blocked using zen.spamhaus.org."""
+    tarpit_seconds: float = 0.0
+    """Delay before the 220 banner."""
+    refuse: bool = False
+    """Nothing listens on this server's IP: connections are refused."""
+    starttls: bool = True
+    """Advertise STARTTLS (a certificate issued by the world's own trustme CA)."""
+    require_starttls: bool = False
+    """530 5.7.0 Must issue a STARTTLS command first, until TLS (implies `starttls`)."""
+    max_connections: int | None = None
+    """Past this many simultaneous connections: banner 421 4.7.0 Too many connections, close."""
+    max_invalid_rcpts: int | None = None
+    """Past this many unknown-recipient RCPTs in one session: 421 4.7.0, close."""
+    latency: float = 0.0
+    """Seconds before every reply (banner included; a multi-line reply counts once)."""
+    pipelining: bool = True
+    """Advertise PIPELINING (pipelined commands are always answered in order)."""
+
+    def __post_init__(self) -> None:
+        for name in ("tarpit_seconds", "latency"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.greylist_seconds is not None and self.greylist_seconds < 0:
+            raise ValueError("greylist_seconds must be >= 0")
+        if self.max_connections is not None and self.max_connections < 0:
+            raise ValueError("max_connections must be >= 0")
+        if self.max_invalid_rcpts is not None and self.max_invalid_rcpts < 0:
+            raise ValueError("max_invalid_rcpts must be >= 0")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server offers STARTTLS at all."""
+        return self.starttls or self.require_starttls

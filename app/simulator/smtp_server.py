@@ -1,0 +1,236 @@
+"""A fake MX server: aiosmtpd's SMTP protocol, bent by a `Behaviour`.
+
+`SimulatedSMTP` adds what a real MX does to a verifier: latency before each reply, a tarpit
+before the banner, a connection limit, a budget of unknown recipients, STARTTLS, and the
+`rcpt_policy` replies. Every command line is recorded as received. DATA and BDAT are a
+tripwire: they are recorded and refused, and the tests fail on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+
+from app.simulator.behaviours import Behaviour
+from app.simulator.rcpt_policy import (
+    TOO_MANY_CONNECTIONS,
+    TOO_MANY_INVALID,
+    Book,
+    Greylist,
+    decide_rcpt,
+)
+from app.simulator.recorder import Recorder
+
+__all__ = ["DATA_FORBIDDEN", "MxServer", "SimulatedSMTP"]
+
+DATA_FORBIDDEN = "554 5.7.0 DATA is forbidden in the simulated world"
+IDENT = "ESMTP mxprobe simulator"
+# aiosmtpd's own require_starttls reply has no enhanced status code; real servers send one.
+_BARE_530 = "530 Must issue a STARTTLS command first"
+_ENHANCED_530 = "530 5.7.0 Must issue a STARTTLS command first"
+
+
+class MxServer:
+    """One fake MX host: its behaviour, the domains it serves, and its listening socket."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        behaviour: Behaviour,
+        books: Mapping[str, Book],
+        recorder: Recorder,
+        greylist: Greylist,
+        tls_context: ssl.SSLContext | None,
+    ) -> None:
+        self.host = host
+        self.behaviour = behaviour
+        self.books = books
+        self.recorder = recorder
+        self.greylist = greylist
+        self.tls_context = tls_context if behaviour.tls else None
+        self.live: set[SimulatedSMTP] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self, sock: socket.socket) -> None:
+        """Serve on an already bound socket."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: SimulatedSMTP(self, loop=loop), sock=sock)
+
+    async def close(self) -> None:
+        """Stop listening and drop every open connection."""
+        if self._server is None:
+            return
+        self._server.close()
+        for protocol in list(self.live):
+            protocol.abort()
+        await self._server.wait_closed()
+        for _ in range(100):  # connection_lost callbacks run on the next loop iterations
+            if not self.live:
+                break
+            await asyncio.sleep(0)
+        self._server = None
+
+
+class _Hooks:
+    """aiosmtpd handler hooks (EHLO, MAIL, RCPT) for one `MxServer`."""
+
+    def __init__(self, mx: MxServer) -> None:
+        self.mx = mx
+
+    async def handle_EHLO(
+        self,
+        server: SimulatedSMTP,
+        session: Any,
+        envelope: Any,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        lines = [line for line in responses[:-1] if not line.startswith("250-AUTH")]
+        if self.mx.behaviour.pipelining:
+            lines.append("250-PIPELINING")
+        lines.append("250-ENHANCEDSTATUSCODES")
+        return [*lines, responses[-1]]
+
+    async def handle_MAIL(
+        self, server: SimulatedSMTP, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(
+        self, server: SimulatedSMTP, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        mx = self.mx
+        reply = decide_rcpt(
+            address,
+            behaviour=mx.behaviour,
+            books=mx.books,
+            client_ip=str(session.peer[0]),
+            mail_from=str(envelope.mail_from),
+            greylist=mx.greylist,
+            now=time.monotonic(),
+        )
+        if reply.accepted:
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(options)
+        if reply.unknown:
+            server.invalid_rcpts += 1
+            budget = mx.behaviour.max_invalid_rcpts
+            if budget is not None and server.invalid_rcpts > budget:
+                server.close_after_reply = True
+                return TOO_MANY_INVALID
+        return reply.text
+
+
+class SimulatedSMTP(SMTP):
+    """aiosmtpd's SMTP protocol with a `Behaviour` applied; one instance per connection."""
+
+    def __init__(self, mx: MxServer, *, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(
+            _Hooks(mx),
+            hostname=mx.host,
+            ident=IDENT,
+            tls_context=mx.tls_context,
+            require_starttls=mx.behaviour.require_starttls,
+            enable_SMTPUTF8=True,
+            loop=loop,
+        )
+        self.mx = mx
+        self.invalid_rcpts = 0
+        self.close_after_reply = False
+        self._connection_id = 0
+        self._raw_transport: asyncio.BaseTransport | None = None
+        self._over_limit = False
+        self._lost = False
+        self._in_multiline = False
+
+    # -- connection bookkeeping -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._raw_transport is None:  # not the second call that follows STARTTLS
+            self._raw_transport = transport
+            self._connection_id, active = self.mx.recorder.connection_opened()
+            limit = self.mx.behaviour.max_connections
+            self._over_limit = limit is not None and active > limit
+            self.mx.live.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._raw_transport is not None and not self._lost:
+            self._lost = True
+            self.mx.recorder.connection_closed()
+            self.mx.live.discard(self)
+        super().connection_lost(error)
+
+    def abort(self) -> None:
+        if isinstance(self._raw_transport, asyncio.Transport):
+            self._raw_transport.abort()
+
+    def _cb_client_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        super()._cb_client_connected(reader, writer)
+        read_line = reader.readuntil
+        recorder = self.mx.recorder
+
+        async def recording_readuntil(separator: bytes = b"\n") -> bytes:
+            line = await read_line(separator)
+            text = line.rstrip(b"\r\n").decode("utf-8", "replace")
+            recorder.command(self._connection_id, text)
+            return line
+
+        reader.readuntil = recording_readuntil  # type: ignore[method-assign,assignment]
+
+    # -- the session -----------------------------------------------------------------------
+
+    async def _handle_client(self) -> None:
+        if self._over_limit:
+            self.close_after_reply = True
+            await self.push(TOO_MANY_CONNECTIONS)
+            return
+        if self.mx.behaviour.tarpit_seconds:
+            await asyncio.sleep(self.mx.behaviour.tarpit_seconds)
+        await super()._handle_client()
+
+    async def push(self, status: str | bytes) -> None:
+        text = status if isinstance(status, str) else status.decode("utf-8", "replace")
+        if text == _BARE_530:
+            text = _ENHANCED_530
+        continuation = text[3:4] == "-"
+        if not self._in_multiline and self.mx.behaviour.latency:
+            await asyncio.sleep(self.mx.behaviour.latency)
+        self._in_multiline = continuation
+        await super().push(text)
+        if continuation:
+            return
+        self.mx.recorder.reply()
+        if self.close_after_reply:
+            self._close_now()
+
+    def _close_now(self) -> None:
+        """Close after a 421, the way aiosmtpd closes after QUIT."""
+        self.mx.recorder.closed_with_421()
+        if self._handler_coroutine is not None:
+            self._handler_coroutine.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+    async def smtp_DATA(self, arg: str | None) -> None:
+        await self.push(DATA_FORBIDDEN)
+
+    async def smtp_BDAT(self, arg: str | None) -> None:
+        # The chunk that follows BDAT would be read as commands: refuse, then hang up.
+        await self.push(DATA_FORBIDDEN)
+        if self._handler_coroutine is not None:
+            self._handler_coroutine.cancel()
+        if self.transport is not None:
+            self.transport.close()

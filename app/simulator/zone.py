@@ -1,0 +1,106 @@
+"""The authoritative answers of the simulated DNS: a pure function of the world's domains."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dnslib import EDNS0, MX, QTYPE, RCODE, RR, SOA, A, DNSError, DNSRecord
+
+from app.simulator.domains import Domain, DomainKind
+from app.simulator.names import ascii_domain
+
+__all__ = ["HOST_TTL", "Zone"]
+
+HOST_TTL = 300
+"""TTL of the A records of MX host names."""
+UDP_LIMIT = 512
+EDNS_PAYLOAD = 1232
+
+
+class Zone:
+    """Answers queries about `domains` and the A records of MX `hosts` (host name → IP).
+
+    Unknown names are NXDOMAIN. MX records are listed worst preference first, so that a
+    client which does not sort them by preference is caught.
+    """
+
+    def __init__(self, domains: Mapping[str, Domain], hosts: Mapping[str, str]) -> None:
+        self.domains = dict(domains)
+        self.hosts = dict(hosts)
+
+    def respond(self, data: bytes, *, udp: bool) -> bytes | None:
+        """The packed reply to a packed query, or None for no reply at all."""
+        try:
+            request = DNSRecord.parse(data)
+        except DNSError:
+            return None
+        if request.header.qr:
+            return None
+        reply = self.answer(request)
+        if reply is None:
+            return None
+        edns = [rr for rr in request.ar if rr.rtype == QTYPE.OPT]
+        if edns:
+            reply.add_ar(EDNS0(udp_len=EDNS_PAYLOAD))
+        packed: bytes = reply.pack()
+        limit = max(UDP_LIMIT, min(int(edns[0].rclass), EDNS_PAYLOAD)) if edns else UDP_LIMIT
+        if udp and len(packed) > limit:
+            packed = reply.truncate().pack()
+        return packed
+
+    def answer(self, request: DNSRecord) -> DNSRecord | None:
+        """The reply to a parsed query, or None when the query must go unanswered."""
+        reply = request.reply()
+        if len(request.questions) != 1:
+            reply.header.rcode = RCODE.FORMERR
+            return reply
+        question = request.q
+        try:
+            name = ascii_domain(str(question.qname))
+        except UnicodeError:
+            name = str(question.qname).lower().rstrip(".")
+        qtype = question.qtype
+        domain = self.domains.get(name)
+        host_ip = self.hosts.get(name)
+        if domain is not None:
+            if domain.kind is DomainKind.TIMEOUT:
+                return None
+            if domain.kind is DomainKind.SERVFAIL:
+                reply.header.rcode = RCODE.SERVFAIL
+                return reply
+            if domain.kind is DomainKind.NXDOMAIN and host_ip is None:
+                return _negative(reply, name, RCODE.NXDOMAIN, domain.ttl)
+        if domain is None and host_ip is None:
+            return _negative(reply, name, RCODE.NXDOMAIN, HOST_TTL)
+        answers = _domain_records(domain, name, qtype) if domain is not None else []
+        if host_ip is not None and qtype in (QTYPE.A, QTYPE.ANY):
+            answers.append(RR(name, QTYPE.A, rdata=A(host_ip), ttl=HOST_TTL))
+        if not answers:
+            return _negative(reply, name, RCODE.NOERROR, domain.ttl if domain else HOST_TTL)
+        for record in answers:
+            reply.add_answer(record)
+        return reply
+
+
+def _domain_records(domain: Domain, name: str, qtype: int) -> list[RR]:
+    records: list[RR] = []
+    ttl = domain.ttl
+    if qtype in (QTYPE.MX, QTYPE.ANY):
+        if domain.kind is DomainKind.MX:
+            for preference, host in sorted(domain.mx, reverse=True):
+                records.append(RR(name, QTYPE.MX, rdata=MX(host, preference), ttl=ttl))
+        elif domain.kind is DomainKind.NULL_MX:
+            records.append(RR(name, QTYPE.MX, rdata=MX(".", 0), ttl=ttl))
+    if qtype in (QTYPE.A, QTYPE.ANY) and domain.a is not None:
+        if domain.kind in (DomainKind.MX, DomainKind.A_ONLY):
+            records.append(RR(name, QTYPE.A, rdata=A(domain.a), ttl=ttl))
+    return records
+
+
+def _negative(reply: DNSRecord, name: str, rcode: int, ttl: int) -> DNSRecord:
+    """NXDOMAIN or NODATA, with an SOA whose minimum is the negative-caching TTL."""
+    reply.header.rcode = rcode
+    zone = name if rcode == RCODE.NOERROR else (name.rsplit(".", 1)[-1] or ".")
+    soa = SOA("ns.simulator.test", "hostmaster.simulator.test", (1, 3600, 600, 86400, ttl))
+    reply.add_auth(RR(zone, QTYPE.SOA, rdata=soa, ttl=ttl))
+    return reply
