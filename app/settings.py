@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.engine.config import DnsConfig, ProbeConfig, ProxyConfig
@@ -57,6 +57,21 @@ class Settings(BaseSettings):
     bulk_max_emails: int = Field(default=1_000_000, ge=1)
     result_retention_days: float = Field(default=30.0, gt=0)
     worker_concurrency: int = Field(default=50, ge=1)
+    # Workers (procrastinate): a worker whose heartbeat is older than worker_stalled_timeout
+    # is dead, and the jobs it held are retried by any live worker's periodic check.
+    worker_heartbeat_interval: float = Field(default=10.0, gt=0)
+    worker_stalled_timeout: float = Field(default=30.0, gt=0)
+    worker_poll_interval: float = Field(default=5.0, gt=0)
+    worker_shutdown_timeout: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _stalled_after_heartbeats(self) -> Settings:
+        if self.worker_stalled_timeout <= 2 * self.worker_heartbeat_interval:
+            raise ValueError(
+                "worker_stalled_timeout must exceed twice worker_heartbeat_interval, or live "
+                "workers would be taken for dead"
+            )
+        return self
 
     @field_validator("smtp_ports", mode="before")
     @classmethod

@@ -47,8 +47,8 @@ def _configure(**kwargs: object) -> None:
         compare_type=True,
         compare_server_default=True,
         # procrastinate's tables are installed by a revision, not described by our models.
-        include_name=lambda name, type_, _parent: not (
-            type_ == "table" and str(name).startswith("procrastinate_")
+        include_name=lambda name, type_, _parent: (
+            not (type_ == "table" and str(name).startswith("procrastinate_"))
         ),
         **kwargs,  # type: ignore[arg-type]
     )

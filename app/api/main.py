@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from app import __version__
 from app.api import errors, health
-from app.api.v0 import check_email
+from app.api.v0 import bulk, check_email, download
 from app.db.session import make_engine, make_sessionmaker
 from app.engine import LocalMxLimiter, Resolver, Verifier
 from app.settings import Settings, get_settings
@@ -70,4 +70,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(check_email.router)
+    app.include_router(bulk.router)
+    app.include_router(download.router)
     return app

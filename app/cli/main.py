@@ -178,10 +178,11 @@ def sim(
     ] = False,
 ) -> None:
     """Run the simulated mail world (DNS + fake MX servers on 127.0.0.x) until Ctrl-C."""
-    from app import simulator
+    from app.simulator import standard_world
+    from app.simulator.bench import bench_world
+    from app.simulator.serve import serve_forever
 
-    world = simulator.bench_world() if bench else simulator.standard_world()
-    simulator.serve_forever(world)
+    serve_forever(bench_world() if bench else standard_world())
 
 
 def main() -> None:

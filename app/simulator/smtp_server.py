@@ -126,6 +126,7 @@ class _Hooks:
             server.invalid_rcpts += 1
             budget = mx.behaviour.max_invalid_rcpts
             if budget is not None and server.invalid_rcpts > budget:
+                mx.recorder.closed_with_421()
                 server.close_after_reply = True
                 return TOO_MANY_INVALID
         return reply.text
@@ -194,6 +195,7 @@ class SimulatedSMTP(SMTP):
 
     async def _handle_client(self) -> None:
         if self._over_limit:
+            self.mx.recorder.closed_with_421()
             self.close_after_reply = True
             await self.push(TOO_MANY_CONNECTIONS)
             return
@@ -209,16 +211,14 @@ class SimulatedSMTP(SMTP):
         if not self._in_multiline and self.mx.behaviour.latency:
             await asyncio.sleep(self.mx.behaviour.latency)
         self._in_multiline = continuation
+        if not continuation:  # counted before it is sent, so a client never sees it first
+            self.mx.recorder.reply()
         await super().push(text)
-        if continuation:
-            return
-        self.mx.recorder.reply()
-        if self.close_after_reply:
-            self._close_now()
+        if self.close_after_reply and not continuation:
+            self._hang_up()
 
-    def _close_now(self) -> None:
-        """Close after a 421, the way aiosmtpd closes after QUIT."""
-        self.mx.recorder.closed_with_421()
+    def _hang_up(self) -> None:
+        """Close the connection the way aiosmtpd does after QUIT."""
         if self._handler_coroutine is not None:
             self._handler_coroutine.cancel()
         if self.transport is not None:
@@ -230,7 +230,4 @@ class SimulatedSMTP(SMTP):
     async def smtp_BDAT(self, arg: str | None) -> None:
         # The chunk that follows BDAT would be read as commands: refuse, then hang up.
         await self.push(DATA_FORBIDDEN)
-        if self._handler_coroutine is not None:
-            self._handler_coroutine.cancel()
-        if self.transport is not None:
-            self.transport.close()
+        self._hang_up()

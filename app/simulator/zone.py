@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dnslib import EDNS0, MX, QTYPE, RCODE, RR, SOA, A, DNSError, DNSRecord
+from dnslib import EDNS0, MX, QTYPE, RCODE, RR, SOA, A, DNSError, DNSLabel, DNSRecord
 
 from app.simulator.domains import Domain, DomainKind
 from app.simulator.names import ascii_domain
@@ -72,9 +72,10 @@ class Zone:
                 return _negative(reply, name, RCODE.NXDOMAIN, domain.ttl)
         if domain is None and host_ip is None:
             return _negative(reply, name, RCODE.NXDOMAIN, HOST_TTL)
-        answers = _domain_records(domain, name, qtype) if domain is not None else []
+        owner = question.qname  # as asked: a client may randomise its case (DNS 0x20)
+        answers = _domain_records(domain, owner, qtype) if domain is not None else []
         if host_ip is not None and qtype in (QTYPE.A, QTYPE.ANY):
-            answers.append(RR(name, QTYPE.A, rdata=A(host_ip), ttl=HOST_TTL))
+            answers.append(RR(owner, QTYPE.A, rdata=A(host_ip), ttl=HOST_TTL))
         if not answers:
             return _negative(reply, name, RCODE.NOERROR, domain.ttl if domain else HOST_TTL)
         for record in answers:
@@ -82,7 +83,7 @@ class Zone:
         return reply
 
 
-def _domain_records(domain: Domain, name: str, qtype: int) -> list[RR]:
+def _domain_records(domain: Domain, name: DNSLabel, qtype: int) -> list[RR]:
     records: list[RR] = []
     ttl = domain.ttl
     if qtype in (QTYPE.MX, QTYPE.ANY):

@@ -15,7 +15,8 @@ def test_greylisting_defers_each_triplet_until_the_delay_has_passed(connect, std
     client.mail("probe@client.test")
     code, text = client.rcpt("alice@greylist.test")
     assert code == 451
-    assert text.startswith(b"4.7.1 ") and b"Greylisted" in text
+    assert text.startswith(b"4.7.1 ")
+    assert b"Greylisted" in text
     assert client.rcpt("alice@greylist.test")[0] == 451  # too early: still greylisted
     assert client.rcpt("carol@greylist.test")[0] == 451  # unknown users are greylisted too
     time.sleep(0.35)

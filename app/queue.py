@@ -1,0 +1,101 @@
+"""The queue contract: procrastinate's app, our task and queue names, and the two procrastinate
+SQL calls the API makes on its own SQLAlchemy connection (batch defer, cancel).
+
+The API never imports the worker: it enqueues by task name. `worker.tasks` registers the task
+bodies under these names. procrastinate joins a caller's transaction only on a psycopg
+connection, and the API's connection is asyncpg (SQLAlchemy); so to create a bulk job and all
+its tasks in ONE transaction, `defer_verifications` calls procrastinate's own defer function,
+`procrastinate_defer_jobs_v1` (what its `defer_jobs` query in `sql/queries.sql` calls), on that
+connection, and `cancel_pending` calls its `procrastinate_cancel_job_v1` the same way. A job
+therefore never exists without its tasks, nor tasks without their job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from procrastinate import App, PsycopgConnector
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+NAMESPACE = "mxprobe"
+VERIFY_TASK = f"{NAMESPACE}:verify_address"
+"""Verifies one input row. Arguments: job_id, position, email."""
+VERIFY_QUEUE = "verify"
+MAINTENANCE_QUEUE = "maintenance"
+"""Periodic tasks: retrying stalled jobs, pruning. Kept apart so a long list never delays
+them."""
+
+DEFER_CHUNK = 25_000
+"""Rows per defer statement: one array per statement keeps each under ~10 MB of arguments."""
+
+DEFER_VERIFICATIONS = text(
+    """
+    SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY(
+        SELECT ROW(
+                   CAST(:queue AS varchar),
+                   CAST(:task AS varchar),
+                   0,
+                   NULL,
+                   NULL,
+                   jsonb_build_object(
+                       'job_id', CAST(:job_id AS bigint),
+                       'position', CAST(:first AS bigint) + rows.ordinality - 1,
+                       'email', rows.email
+                   ),
+                   NULL
+               )::procrastinate_job_to_defer_v1
+          FROM unnest(CAST(:emails AS text[])) WITH ORDINALITY AS rows(email, ordinality)
+         ORDER BY rows.ordinality
+    )))
+    """
+)
+"""One procrastinate job per address, built server-side from one text[] parameter, deferred
+by procrastinate's own function (so its triggers, events and notifications all run)."""
+
+CANCEL_PENDING = text(
+    """
+    SELECT count(procrastinate_cancel_job_v1(jobs.id, false, true))
+      FROM procrastinate_jobs AS jobs
+     WHERE jobs.task_name = CAST(:task AS varchar)
+       AND jobs.status = 'todo'
+       AND jobs.args @> jsonb_build_object('job_id', CAST(:job_id AS bigint))
+    """
+)
+"""procrastinate's cancel, with `delete_job`, for every not-yet-started task of a bulk job.
+Tasks already running finish (their results are kept); the task body also checks the job."""
+
+
+async def defer_verifications(
+    session: AsyncSession, *, job_id: int, emails: Sequence[str], first_position: int = 0
+) -> int:
+    """Enqueue one verification task per address, on the session's connection and inside its
+    transaction (nothing is visible to workers until the caller commits). Returns the count."""
+    deferred = 0
+    for start in range(0, len(emails), DEFER_CHUNK):
+        chunk = list(emails[start : start + DEFER_CHUNK])
+        result = await session.execute(
+            DEFER_VERIFICATIONS,
+            {
+                "queue": VERIFY_QUEUE,
+                "task": VERIFY_TASK,
+                "job_id": job_id,
+                "first": first_position + start,
+                "emails": chunk,
+            },
+        )
+        deferred += int(result.scalar_one() or 0)
+    return deferred
+
+
+async def cancel_pending(session: AsyncSession, *, job_id: int) -> int:
+    """Cancel (and delete) the job's tasks no worker has started. Returns how many."""
+    result = await session.execute(CANCEL_PENDING, {"task": VERIFY_TASK, "job_id": job_id})
+    return int(result.scalar_one() or 0)
+
+
+def make_app(conninfo: str, *, pool_size: int = 10) -> App:
+    """A procrastinate App on its own psycopg pool (`conninfo`: a plain libpq URL). Open it with
+    `async with app.open_async():`. Tasks are added by the worker, not here."""
+    connector = PsycopgConnector(conninfo=conninfo, min_size=1, max_size=pool_size)
+    return App(connector=connector)

@@ -1,0 +1,299 @@
+"""The engine, over real sockets, against every behaviour of the simulated mail world."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from app.engine import CheckRequest, MemoryCatchAllStore, Resolver, Verifier, errors
+from app.simulator import World
+from tests.conftest import world_settings
+
+
+@pytest.fixture
+async def verifier(world: World) -> AsyncIterator[Verifier]:
+    settings = world_settings(world)
+    resolver = Resolver(settings.dns_config())
+    yield Verifier(settings.probe_config(), resolver=resolver)
+    await resolver.close()
+
+
+async def check(verifier: Verifier, address: str) -> dict[str, Any]:
+    return (await verifier.check(CheckRequest(to_email=address))).to_json()
+
+
+@pytest.mark.parametrize(
+    ("address", "verdict", "smtp"),
+    [
+        ("alice@normal.test", "safe", {"is_deliverable": True, "is_catch_all": False}),
+        ("nobody@normal.test", "invalid", {"is_deliverable": False, "can_connect_smtp": True}),
+        ("anyone@catchall.test", "risky", {"is_catch_all": True, "is_deliverable": True}),
+        ("alice@full.test", "risky", {"has_full_inbox": True, "is_deliverable": False}),
+        ("bob@full.test", "safe", {"is_deliverable": True}),
+        ("alice@disabled.test", "invalid", {"is_disabled": True, "is_deliverable": False}),
+        ("alice@tls.test", "safe", {"is_deliverable": True}),
+        ("alice@slow.test", "safe", {"is_deliverable": True}),
+        ("alice@backup.test", "safe", {"is_deliverable": True}),
+        ("alice@aonly.test", "safe", {"is_deliverable": True}),
+        ("alice@bücher.test", "safe", {"is_deliverable": True}),
+        ("alice@busy.test", "safe", {"is_deliverable": True}),
+        ("alice@strict.test", "safe", {"is_deliverable": True}),
+    ],
+)
+async def test_mailbox_answers_give_reachers_fields(
+    verifier: Verifier, address: str, verdict: str, smtp: dict[str, bool]
+) -> None:
+    result = await check(verifier, address)
+
+    assert result["is_reachable"] == verdict
+    assert result["smtp"].items() >= smtp.items()
+    assert result["mx"]["accepts_mail"] is True
+
+
+@pytest.mark.parametrize(
+    ("address", "records"),
+    [
+        ("x@nullmx.test", []),
+        ("x@nomail.test", []),
+        ("x@nxdomain.test", []),
+    ],
+)
+async def test_domains_that_take_no_mail_are_invalid(
+    verifier: Verifier, world: World, address: str, records: list[str]
+) -> None:
+    result = await check(verifier, address)
+
+    assert result["is_reachable"] == "invalid"
+    assert result["mx"] == {"accepts_mail": False, "records": records}
+    assert result["debug"]["smtp"]["verif_method"] == {"type": "Skipped"}
+
+
+@pytest.mark.parametrize("address", ["x@servfail.test", "x@timeout.test"])
+async def test_dns_failures_are_unknown_never_invalid(verifier: Verifier, address: str) -> None:
+    result = await check(verifier, address)
+
+    assert result["is_reachable"] == "unknown"
+    assert set(result["mx"]) == {"error"}
+    assert result["mx"]["error"]["type"] in {"ServerFailure", "Timeout"}
+
+
+async def test_mx_records_in_preference_order_with_trailing_dots(verifier: Verifier) -> None:
+    result = await check(verifier, "alice@backup.test")
+
+    assert result["mx"]["records"] == ["mx1.backup.test.", "mx2.backup.test."]
+    assert result["debug"]["probe"]["mx_host"] == "mx2.backup.test"
+
+
+async def test_implicit_mx_is_the_domain_itself(verifier: Verifier) -> None:
+    result = await check(verifier, "alice@aonly.test")
+
+    assert result["mx"]["records"] == ["aonly.test."]
+
+
+async def test_blocked_ip_is_unknown_with_a_description(verifier: Verifier) -> None:
+    result = await check(verifier, "alice@blocked.test")
+
+    assert result["is_reachable"] == "unknown"
+    assert result["smtp"]["description"] == "IpBlacklisted"
+    assert result["smtp"]["error"]["type"] == "AsyncSmtpError"
+    assert result["smtp"]["error"]["message"].startswith("permanent: 5.7.1")
+
+
+async def test_refused_connection_is_unknown(verifier: Verifier) -> None:
+    result = await check(verifier, "alice@refused.test")
+
+    assert result["is_reachable"] == "unknown"
+    assert result["smtp"]["error"]["type"] == "AsyncSmtpError"
+
+
+async def test_tarpit_times_out_as_unknown(world: World) -> None:
+    settings = world_settings(world, connect_timeout=0.5)
+    resolver = Resolver(settings.dns_config())
+    verifier = Verifier(settings.probe_config(), resolver=resolver)
+    try:
+        result = await check(verifier, "alice@tarpit.test")
+    finally:
+        await resolver.close()
+
+    assert result["is_reachable"] == "unknown"
+    assert result["smtp"]["error"] == {"type": "Timeout", "message": {"secs": 0, "nanos": 500000000}}
+
+
+async def test_greylisting_is_temporary_not_invalid(verifier: Verifier, world: World) -> None:
+    output = await verifier.check(CheckRequest(to_email="carol@greylist.test"))
+
+    assert output.is_reachable == "unknown"
+    assert output.is_temporary
+    assert output.to_json()["debug"]["probe"]["category"] == "temp_fail"
+    assert output.to_json()["smtp"]["error"]["message"].startswith("transient:")
+
+
+async def test_a_single_check_may_retry_greylisting_once_in_its_budget(world: World) -> None:
+    settings = world_settings(world, check_greylist_wait=1.2)
+    resolver = Resolver(settings.dns_config())
+    verifier = Verifier(settings.probe_config(), resolver=resolver)
+    try:
+        result = await check(verifier, "alice@greylist.test")
+    finally:
+        await resolver.close()
+
+    assert result["is_reachable"] == "safe"
+    assert result["debug"]["probe"]["attempts"] == 2
+    # The retry reused the triplet: same sender, same recipient, so the server let it through.
+    commands = [line.lower() for _, line in world.recorder("mx.greylist.test").commands]
+    assert sum(line.startswith("rcpt") and "alice@greylist.test" in line for line in commands) == 2
+    assert len({line for line in commands if line.startswith("mail")}) == 1
+
+
+async def test_second_address_at_a_domain_costs_no_catch_all_probe(
+    verifier: Verifier, world: World
+) -> None:
+    recorder = world.recorder("mx.normal.test")
+
+    await check(verifier, "alice@normal.test")
+    first = recorder.rcpt_count
+    await check(verifier, "bob@normal.test")
+
+    assert first == 2  # alice, then the random catch-all probe
+    assert recorder.rcpt_count - first == 1  # bob alone: the domain is known not to be catch-all
+
+
+async def test_a_known_catch_all_domain_costs_no_connection(verifier: Verifier, world: World) -> None:
+    recorder = world.recorder("mx.catchall.test")
+
+    await check(verifier, "first@catchall.test")
+    connections = recorder.connections
+    result = await check(verifier, "second@catchall.test")
+
+    assert result["smtp"]["is_catch_all"] is True
+    assert recorder.connections == connections
+
+
+async def test_an_invalid_first_address_settles_catch_all_without_a_probe(
+    verifier: Verifier, world: World
+) -> None:
+    store = MemoryCatchAllStore(ttl=60)
+    verifier.catch_all = store
+
+    await check(verifier, "ghost@normal.test")
+
+    assert world.recorder("mx.normal.test").rcpt_count == 1
+    assert await store.get("normal.test") is False
+
+
+async def test_the_conversation_never_goes_past_rcpt(verifier: Verifier, world: World) -> None:
+    await check(verifier, "alice@normal.test")
+
+    verbs = [line.split()[0].split(":")[0].upper() for _, line in world.recorder("mx.normal.test").commands]
+    assert verbs[0] == "EHLO"
+    assert "DATA" not in verbs and "BDAT" not in verbs
+    assert set(verbs) <= {"EHLO", "STARTTLS", "MAIL", "RCPT", "RSET", "QUIT"}
+    assert verbs[-1] == "QUIT"
+
+
+async def test_opportunistic_starttls_then_ehlo_again(verifier: Verifier, world: World) -> None:
+    await check(verifier, "alice@tls.test")
+
+    verbs = [line.split()[0].upper() for _, line in world.recorder("mx.tls.test").commands]
+    assert verbs[:3] == ["EHLO", "STARTTLS", "EHLO"]
+
+
+async def test_busy_server_answering_421_is_temporary(verifier: Verifier, world: World) -> None:
+    host, port = "127.0.0.19", world.smtp_port
+    # Hold the only slot the server allows.
+    reader, writer = await asyncio.open_connection(host, port)
+    await reader.readline()
+    try:
+        output = await verifier.check(CheckRequest(to_email="alice@busy.test"))
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+    assert output.is_reachable == "unknown"
+    assert output.is_temporary
+
+
+async def test_private_mx_is_not_contacted_unless_allowed(world: World) -> None:
+    settings = world_settings(world, allow_private_mx=False)
+    resolver = Resolver(settings.dns_config())
+    verifier = Verifier(settings.probe_config(), resolver=resolver)
+    try:
+        result = await check(verifier, "alice@normal.test")
+    finally:
+        await resolver.close()
+
+    assert result["is_reachable"] == "unknown"
+    assert result["smtp"]["error"]["type"] == "PrivateMx"
+    assert "MXPROBE_ALLOW_PRIVATE_MX" in result["smtp"]["error"]["message"]
+    assert world.recorder("mx.normal.test").connections == 0
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "alice@normal.test\r\nDATA",
+        "alice@normal.test\nRCPT TO:<bob@normal.test>",
+        "alice\r\n@normal.test",
+        "ali\x00ce@normal.test",
+        "alice@normal.test\t",
+    ],
+)
+async def test_addresses_with_control_characters_never_reach_the_wire(
+    verifier: Verifier, world: World, address: str
+) -> None:
+    result = await check(verifier, address)
+
+    assert result["is_reachable"] == "invalid"
+    assert result["syntax"]["is_valid_syntax"] is False
+    assert sum(r.connections for r in world.recorders.values()) == 0
+
+
+@pytest.mark.parametrize(
+    "field", [{"hello_name": "evil\r\nDATA"}, {"from_email": "a@b.test\r\nRCPT TO:<x@y.test>"}]
+)
+async def test_unsafe_hello_name_or_sender_is_refused_before_connecting(
+    verifier: Verifier, world: World, field: dict[str, str]
+) -> None:
+    with pytest.raises(errors.UnsafeAddress):
+        await verifier.check(CheckRequest(to_email="alice@normal.test", **field))
+
+    assert sum(r.connections for r in world.recorders.values()) == 0
+
+
+async def test_requested_ports_are_tried_in_order(verifier: Verifier, world: World) -> None:
+    closed_port = _unused_port()
+    result = await verifier.check(
+        CheckRequest(to_email="alice@normal.test", smtp_ports=(closed_port, world.smtp_port))
+    )
+
+    assert result.is_reachable == "safe"
+    assert result.to_json()["debug"]["smtp"]["verif_method"]["verif_method"]["smtp_port"] == (
+        world.smtp_port
+    )
+
+
+async def test_output_has_reachers_shape_and_key_order(verifier: Verifier) -> None:
+    result = await check(verifier, "alice@normal.test")
+
+    assert list(result) == ["input", "is_reachable", "misc", "mx", "smtp", "syntax", "debug"]
+    assert list(result["misc"]) == [
+        "is_disposable", "is_role_account", "is_b2c", "gravatar_url", "haveibeenpwned",
+    ]
+    assert list(result["syntax"]) == [
+        "address", "domain", "is_valid_syntax", "username", "normalized_email", "suggestion",
+    ]
+    method = result["debug"]["smtp"]["verif_method"]
+    assert method["type"] == "Smtp"
+    assert method["host"] == "mx.normal.test."
+    assert method["verif_method"]["hello_name"] == "probe.mxprobe.test"
+    assert result["debug"]["probe"]["code"] == 250
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.10", 0))
+        return int(sock.getsockname()[1])
