@@ -67,13 +67,18 @@ Tasks already running finish (their results are kept); the task body also checks
 
 
 async def defer_verifications(
-    session: AsyncSession, *, job_id: int, emails: Sequence[str], first_position: int = 0
+    session: AsyncSession,
+    *,
+    job_id: int,
+    emails: Sequence[str],
+    first_position: int = 0,
+    chunk_size: int = DEFER_CHUNK,
 ) -> int:
     """Enqueue one verification task per address, on the session's connection and inside its
     transaction (nothing is visible to workers until the caller commits). Returns the count."""
     deferred = 0
-    for start in range(0, len(emails), DEFER_CHUNK):
-        chunk = list(emails[start : start + DEFER_CHUNK])
+    for start in range(0, len(emails), chunk_size):
+        chunk = list(emails[start : start + chunk_size])
         result = await session.execute(
             DEFER_VERIFICATIONS,
             {

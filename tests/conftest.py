@@ -12,7 +12,7 @@ from app.db import embedded
 from app.settings import Settings
 from app.simulator import World, standard_world
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.fixtures.database"]
 
 
 @pytest.fixture(autouse=True)

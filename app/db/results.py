@@ -43,18 +43,18 @@ async def record(
         *(cast(inserted.c.verdict == name, Integer).label(f"total_{name}") for name in VERDICTS),
         func.now().label("last_counted_at"),
     ).select_from(inserted)
-    upsert = insert(BulkJobCounter).from_select(
+    add = insert(BulkJobCounter).from_select(
         ["job_id", "shard", *(f"total_{name}" for name in VERDICTS), "last_counted_at"], counts
     )
-    upsert = upsert.on_conflict_do_update(
+    upsert = add.on_conflict_do_update(
         index_elements=[BulkJobCounter.job_id, BulkJobCounter.shard],
         set_={
             **{
                 f"total_{name}": getattr(BulkJobCounter, f"total_{name}")
-                + getattr(upsert.excluded, f"total_{name}")
+                + getattr(add.excluded, f"total_{name}")
                 for name in VERDICTS
             },
-            "last_counted_at": upsert.excluded.last_counted_at,
+            "last_counted_at": add.excluded.last_counted_at,
         },
     ).returning(BulkJobCounter.shard)
     counted = (await session.execute(upsert)).first()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -219,7 +220,7 @@ class Verifier:
                     async with self.limiter.slot(providers.limit_key(host.exchange)):
                         try:
                             try:
-                                await session.open()
+                                await _open(session)
                             except errors.SmtpError as exc:
                                 # Try the next port, address and MX: RFC 5321 §5.1.
                                 attempt.errors.append(exc)
@@ -285,6 +286,23 @@ class Verifier:
             port=session.port,
             temporary=answer.retryable,
         )
+
+
+_BUSY_BACKOFF = (0.2, 0.5)
+
+
+async def _open(session: ProbeSession) -> None:
+    """Open the session; a 421 banner ("too many connections") earns a short, jittered pause
+    and another try or two: the server asked us to come back, and a slot we just gave back
+    may not have been freed on its side yet."""
+    for pause in (*_BUSY_BACKOFF, None):
+        try:
+            await session.open()
+            return
+        except errors.SmtpProtocolError as exc:
+            if exc.code != 421 or pause is None:
+                raise
+            await asyncio.sleep(pause * (1 + random.random()))
 
 
 def _smtp_fields(answer: replies.ReplyVerdict, *, is_catch_all: bool) -> SmtpDetails | SmtpError:

@@ -6,6 +6,7 @@ string that reaches the wire is checked for control characters first.
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ def _ensure_safe(*values: str) -> None:
             raise errors.UnsafeAddress(f"refusing to send {value!r}: control characters")
 
 
+@functools.cache
 def _tls_context() -> ssl.SSLContext:
     # Opportunistic TLS: MX certificates are routinely self-signed or mismatched, and we send
     # nothing secret; encrypting beats refusing.

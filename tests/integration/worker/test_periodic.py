@@ -1,0 +1,112 @@
+"""The periodic maintenance tasks, run directly against a real database and procrastinate."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+from procrastinate import App, JobContext
+from procrastinate.jobs import Job
+
+from app import queue
+from app.db.session import make_engine, make_sessionmaker
+from app.engine import Resolver, Verifier
+from app.settings import Settings
+from worker import periodic, tasks
+
+
+@pytest.fixture
+async def context(fresh_database_url: str) -> AsyncIterator[JobContext]:
+    settings = Settings(
+        database_url=fresh_database_url,
+        worker_heartbeat_interval=0.5,
+        worker_stalled_timeout=2.0,
+        result_retention_days=30,
+    )
+    engine = make_engine(fresh_database_url, pool_size=2)
+    resolver = Resolver(settings.dns_config())
+    deps = tasks.Deps(
+        settings=settings,
+        verifier=Verifier(settings.probe_config(), resolver=resolver),
+        sessions=make_sessionmaker(engine),
+    )
+    app = queue.make_app(fresh_database_url, pool_size=2)
+    async with app.open_async():
+        yield JobContext(
+            app=app,
+            job=Job(
+                id=0,
+                queue=queue.MAINTENANCE_QUEUE,
+                lock=None,
+                queueing_lock=None,
+                task_name=periodic.RETRY_STALLED_TASK,
+            ),
+            additional_context={"deps": deps},
+            start_timestamp=time.time(),
+            abort_reason=lambda: None,
+        )
+    await engine.dispose()
+    await resolver.close()
+
+
+def sql(url: str, statement: str, *params: object) -> list[tuple[object, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+async def test_jobs_of_a_dead_worker_go_back_to_the_queue(
+    context: JobContext, fresh_database_url: str
+) -> None:
+    app: App = context.app
+    manager = app.job_manager
+    dead = await manager.register_worker()
+    alive = await manager.register_worker()
+    sql(
+        fresh_database_url,
+        "UPDATE procrastinate_workers SET last_heartbeat = now() - "
+        "interval '1 minute' WHERE id = %s",
+        dead,
+    )
+    for worker_id, position in ((dead, 0), (alive, 1)):
+        await app.configure_task(queue.VERIFY_TASK, queue=queue.VERIFY_QUEUE).defer_async(
+            job_id=1, position=position, email="a@x.test"
+        )
+        job = await manager.fetch_job(queues=[queue.VERIFY_QUEUE], worker_id=worker_id)
+        assert job is not None
+
+    retried = await periodic.retry_stalled_jobs(context, timestamp=0)
+
+    assert retried == 1
+    states = sql(
+        fresh_database_url,
+        "SELECT args->>'position', status FROM procrastinate_jobs ORDER BY id",
+    )
+    assert states == [("0", "todo"), ("1", "doing")]
+    workers = sql(fresh_database_url, "SELECT id FROM procrastinate_workers ORDER BY id")
+    assert workers == [(alive,)]
+
+
+async def test_prune_deletes_jobs_past_retention(
+    context: JobContext, fresh_database_url: str
+) -> None:
+    sql(
+        fresh_database_url,
+        "INSERT INTO bulk_jobs (total_records, created_at) VALUES "
+        "(1, now() - interval '31 days'), (1, now() - interval '29 days')",
+    )
+
+    deleted = await periodic.prune(context, timestamp=0)
+    await periodic.prune_queue(context, timestamp=0)
+
+    assert deleted == 1
+    assert len(sql(fresh_database_url, "SELECT id FROM bulk_jobs")) == 1
+
+
+def test_the_schedules() -> None:
+    assert periodic.every_seconds(10) == "* * * * * */10"
+    fast = Settings(worker_heartbeat_interval=0.5, worker_stalled_timeout=2.0)
+    assert periodic.stalled_check_every(fast) == 1
+    assert periodic.stalled_check_every(Settings()) == 10

@@ -1,0 +1,1 @@
+"""The worker process: drains the procrastinate queue, verifying one address per task."""

@@ -1,0 +1,96 @@
+"""Periodic maintenance, run by whichever worker's deferrer gets there first (procrastinate
+makes each tick run once across all workers).
+
+- `retry_stalled_jobs`: procrastinate notices dead workers (no heartbeat for
+  `worker_stalled_timeout`) but does not retry their jobs by itself. This runs its stalled-job
+  query and puts those jobs back in the queue, so a worker killed with -9 loses nothing.
+- `prune`: deletes bulk jobs older than `result_retention_days`, with their results.
+- `prune_queue`: deletes failed and aborted procrastinate jobs past the same age (succeeded
+  ones are deleted as they finish, cancelled ones when cancelled).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import UTC, datetime, timedelta
+
+from procrastinate import App, JobContext
+from procrastinate.exceptions import ConnectorException
+
+from app import queue
+from app.db import jobs
+from app.db.session import session_scope
+from app.settings import Settings
+from worker.tasks import deps_of
+
+log = logging.getLogger(__name__)
+
+RETRY_STALLED_TASK = f"{queue.NAMESPACE}:retry_stalled_jobs"
+PRUNE_TASK = f"{queue.NAMESPACE}:prune"
+PRUNE_QUEUE_TASK = f"{queue.NAMESPACE}:prune_queue"
+
+
+def stalled_check_every(settings: Settings) -> int:
+    """Seconds between stalled-job checks: a third of the stalled timeout, 1 to 60."""
+    return max(1, min(60, math.floor(settings.worker_stalled_timeout / 3)))
+
+
+def every_seconds(seconds: int) -> str:
+    """A cron with procrastinate's optional sixth (seconds) column."""
+    return f"* * * * * */{seconds}"
+
+
+def register(app: App, settings: Settings) -> None:
+    maintenance = queue.MAINTENANCE_QUEUE
+    stalled = app.task(name=RETRY_STALLED_TASK, queue=maintenance, pass_context=True)(
+        retry_stalled_jobs
+    )
+    app.periodic(cron=every_seconds(stalled_check_every(settings)))(stalled)
+    pruner = app.task(name=PRUNE_TASK, queue=maintenance, pass_context=True)(prune)
+    app.periodic(cron="17 * * * *")(pruner)
+    queue_pruner = app.task(name=PRUNE_QUEUE_TASK, queue=maintenance, pass_context=True)(
+        prune_queue
+    )
+    app.periodic(cron="43 3 * * *")(queue_pruner)
+
+
+async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
+    settings = deps_of(context).settings
+    manager = context.app.job_manager
+    stalled = await manager.get_stalled_jobs(
+        seconds_since_heartbeat=settings.worker_stalled_timeout
+    )
+    retried = 0
+    for job in stalled:
+        if job.id == context.job.id:
+            continue
+        try:
+            await manager.retry_job(job)
+        except ConnectorException:
+            continue  # it finished (or was retried) in the meantime
+        retried += 1
+    await manager.prune_stalled_workers(settings.worker_stalled_timeout)
+    if retried:
+        log.warning("retried %d jobs of stalled workers", retried)
+    return retried
+
+
+async def prune(context: JobContext, timestamp: int) -> int:
+    deps = deps_of(context)
+    cutoff = datetime.now(UTC) - timedelta(days=deps.settings.result_retention_days)
+    async with session_scope(deps.sessions) as session:
+        deleted = await jobs.prune(session, created_before=cutoff)
+    if deleted:
+        log.info("pruned %d bulk jobs created before %s", deleted, cutoff.isoformat())
+    return deleted
+
+
+async def prune_queue(context: JobContext, timestamp: int) -> None:
+    settings = deps_of(context).settings
+    await context.app.job_manager.delete_old_jobs(
+        nb_hours=max(1, math.ceil(settings.result_retention_days * 24)),
+        include_failed=True,
+        include_cancelled=True,
+        include_aborted=True,
+    )

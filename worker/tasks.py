@@ -1,0 +1,129 @@
+"""The task bodies. `register(app)` adds them to a procrastinate App under app.queue's names.
+
+`verify_address` is one input row: read its job (options, cancelled?), run the engine with no
+database connection held, then store the result and count it in one short transaction. Storing
+is idempotent (see app.db.results.record): a task run twice stores and counts its row once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from procrastinate import App, JobContext
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import queue
+from app.db import jobs, results
+from app.db.session import session_scope
+from app.engine import CheckEmailOutput, Reachable, Verifier
+from app.engine.model import (
+    CoreError,
+    DebugDetails,
+    DebugSmtp,
+    Duration,
+    MiscDetails,
+    MxError,
+    SmtpError,
+    SyntaxDetails,
+    VerifMethod,
+)
+from app.settings import Settings
+from worker import retry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """What tasks use, built once per worker process by worker.main and handed to every task
+    through procrastinate's `additional_context`."""
+
+    settings: Settings
+    verifier: Verifier
+    sessions: async_sessionmaker[AsyncSession]
+
+
+def deps_of(context: JobContext) -> Deps:
+    deps = context.additional_context["deps"]
+    assert isinstance(deps, Deps)
+    return deps
+
+
+def register(app: App) -> None:
+    app.task(
+        name=queue.VERIFY_TASK,
+        queue=queue.VERIFY_QUEUE,
+        pass_context=True,
+        retry=retry.VerifyRetryStrategy(),
+    )(verify_address)
+
+
+async def verify_address(context: JobContext, *, job_id: int, position: int, email: str) -> str:
+    deps = deps_of(context)
+    attempts_done = context.job.attempts
+    async with session_scope(deps.sessions) as session:
+        job = await jobs.for_task(session, job_id)
+    if job is None:
+        return "skipped: job deleted"
+    if job.cancelled:
+        return "skipped: job cancelled"
+
+    try:
+        output = await deps.verifier.check(job.options.check_request(email))
+    except Exception as exc:
+        if not retry.is_last_run(attempts_done=attempts_done):
+            raise
+        log.exception("verifying row %s of job %s failed on every attempt", position, job_id)
+        output = failed_output(email, exc)
+
+    if output.is_temporary:
+        if retry.retry_temporary(
+            attempts_done=attempts_done, max_attempts=deps.settings.greylist_max_attempts
+        ):
+            raise retry.TemporaryAnswer(
+                f"temporary answer for row {position} of job {job_id}",
+                retry_in=deps.settings.greylist_retry_delay,
+            )
+        output = output.model_copy(update={"is_reachable": Reachable.UNKNOWN})
+
+    async with session_scope(deps.sessions) as session:
+        stored = await results.record(
+            session,
+            job_id=job_id,
+            position=position,
+            email=email,
+            verdict=output.is_reachable.value,
+            output=output.to_json(),
+        )
+    return output.is_reachable.value if stored else "already stored"
+
+
+def failed_output(email: str, exc: Exception) -> CheckEmailOutput:
+    """An `unknown` result for a row the engine could not check at all (a bug): stored so the
+    job still completes, with what went wrong in the errors."""
+    now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    error = CoreError(type="InternalError", message=f"{type(exc).__name__}: {exc}")
+    return CheckEmailOutput(
+        input=email,
+        is_reachable=Reachable.UNKNOWN,
+        misc=MiscDetails(),
+        mx=MxError(error=error),
+        smtp=SmtpError(error=error),
+        syntax=SyntaxDetails(
+            address=None,
+            domain="",
+            is_valid_syntax=False,
+            username="",
+            normalized_email=None,
+            suggestion=None,
+        ),
+        debug=DebugDetails(
+            backend_name="mxprobe",
+            start_time=now,
+            end_time=now,
+            duration=Duration(secs=0, nanos=0),
+            smtp=DebugSmtp(verif_method=VerifMethod(type="Skipped")),
+        ),
+    )
