@@ -82,8 +82,10 @@ async def _run(args: argparse.Namespace, info: dict[str, object]) -> None:
     elapsed = time.perf_counter() - started
     await resolver.close()
     right = sum(o.is_reachable == a.expected.value for o, a in zip(outputs, batch, strict=True))
-    print(f"concurrent: {len(batch)} addresses in {elapsed:.2f} s = {len(batch) / elapsed:.0f}/s"
-          f" (5 sessions per MX), accuracy {right}/{len(batch)}")
+    print(
+        f"concurrent: {len(batch)} addresses in {elapsed:.2f} s = {len(batch) / elapsed:.0f}/s"
+        f" (5 sessions per MX), accuracy {right}/{len(batch)}"
+    )
 
 
 def main() -> None:

@@ -263,6 +263,14 @@ class World:
     def reset_recorders(self) -> None:
         for host in self._hosts.values():
             host.recorder.reset()
+        if self._running is not None and self._running.dns is not None:
+            self._running.dns.zone.queries.clear()
+
+    @property
+    def dns_queries(self) -> Mapping[tuple[str, str], int]:
+        """How often each (name, qtype) was asked, e.g. `("normal.test", "MX")`."""
+        dns = self._require_running().dns
+        return dict(dns.zone.queries) if dns is not None else {}
 
     def reset_greylists(self) -> None:
         """Forget every greylisting triplet seen so far."""

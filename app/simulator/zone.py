@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 
 from dnslib import EDNS0, MX, QTYPE, RCODE, RR, SOA, A, DNSError, DNSLabel, DNSRecord
@@ -27,6 +28,7 @@ class Zone:
     def __init__(self, domains: Mapping[str, Domain], hosts: Mapping[str, str]) -> None:
         self.domains = dict(domains)
         self.hosts = dict(hosts)
+        self.queries: Counter[tuple[str, str]] = Counter()  # (name, qtype) → times asked
 
     def respond(self, data: bytes, *, udp: bool) -> bytes | None:
         """The packed reply to a packed query, or None for no reply at all."""
@@ -36,6 +38,8 @@ class Zone:
             return None
         if request.header.qr:
             return None
+        question = request.q
+        self.queries[(str(question.qname).rstrip(".").lower(), QTYPE[question.qtype])] += 1
         reply = self.answer(request)
         if reply is None:
             return None

@@ -126,9 +126,7 @@ async def test_healthz_checks_the_database(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_header_secret_guards_every_route_but_health(
-    world: World, database_url: str
-) -> None:
+async def test_header_secret_guards_every_route_but_health(world: World, database_url: str) -> None:
     app = create_app(world_settings(world, database_url=database_url, header_secret="s3cret"))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

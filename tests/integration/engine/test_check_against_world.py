@@ -120,7 +120,10 @@ async def test_tarpit_times_out_as_unknown(world: World) -> None:
         await resolver.close()
 
     assert result["is_reachable"] == "unknown"
-    assert result["smtp"]["error"] == {"type": "Timeout", "message": {"secs": 0, "nanos": 500000000}}
+    assert result["smtp"]["error"] == {
+        "type": "Timeout",
+        "message": {"secs": 0, "nanos": 500000000},
+    }
 
 
 async def test_greylisting_is_temporary_not_invalid(verifier: Verifier, world: World) -> None:
@@ -162,7 +165,9 @@ async def test_second_address_at_a_domain_costs_no_catch_all_probe(
     assert recorder.rcpt_count - first == 1  # bob alone: the domain is known not to be catch-all
 
 
-async def test_a_known_catch_all_domain_costs_no_connection(verifier: Verifier, world: World) -> None:
+async def test_a_known_catch_all_domain_costs_no_connection(
+    verifier: Verifier, world: World
+) -> None:
     recorder = world.recorder("mx.catchall.test")
 
     await check(verifier, "first@catchall.test")
@@ -188,9 +193,13 @@ async def test_an_invalid_first_address_settles_catch_all_without_a_probe(
 async def test_the_conversation_never_goes_past_rcpt(verifier: Verifier, world: World) -> None:
     await check(verifier, "alice@normal.test")
 
-    verbs = [line.split()[0].split(":")[0].upper() for _, line in world.recorder("mx.normal.test").commands]
+    verbs = [
+        line.split()[0].split(":")[0].upper()
+        for _, line in world.recorder("mx.normal.test").commands
+    ]
     assert verbs[0] == "EHLO"
-    assert "DATA" not in verbs and "BDAT" not in verbs
+    assert "DATA" not in verbs
+    assert "BDAT" not in verbs
     assert set(verbs) <= {"EHLO", "STARTTLS", "MAIL", "RCPT", "RSET", "QUIT"}
     assert verbs[-1] == "QUIT"
 
@@ -281,10 +290,19 @@ async def test_output_has_reachers_shape_and_key_order(verifier: Verifier) -> No
 
     assert list(result) == ["input", "is_reachable", "misc", "mx", "smtp", "syntax", "debug"]
     assert list(result["misc"]) == [
-        "is_disposable", "is_role_account", "is_b2c", "gravatar_url", "haveibeenpwned",
+        "is_disposable",
+        "is_role_account",
+        "is_b2c",
+        "gravatar_url",
+        "haveibeenpwned",
     ]
     assert list(result["syntax"]) == [
-        "address", "domain", "is_valid_syntax", "username", "normalized_email", "suggestion",
+        "address",
+        "domain",
+        "is_valid_syntax",
+        "username",
+        "normalized_email",
+        "suggestion",
     ]
     method = result["debug"]["smtp"]["verif_method"]
     assert method["type"] == "Smtp"
@@ -297,3 +315,20 @@ def _unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.10", 0))
         return int(sock.getsockname()[1])
+
+
+async def test_dns_answers_are_cached_within_their_ttl(verifier: Verifier, world: World) -> None:
+    await check(verifier, "alice@normal.test")
+    await check(verifier, "bob@normal.test")
+    await check(verifier, "carol@normal.test")
+
+    assert world.dns_queries[("normal.test", "MX")] == 1
+    assert world.dns_queries[("mx.normal.test", "A")] == 1
+
+
+async def test_concurrent_lookups_of_one_domain_share_one_query(
+    verifier: Verifier, world: World
+) -> None:
+    await asyncio.gather(*(check(verifier, f"user{i}@normal.test") for i in range(5)))
+
+    assert world.dns_queries[("normal.test", "MX")] == 1

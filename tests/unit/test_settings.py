@@ -1,0 +1,84 @@
+"""The one settings object: environment variables, parsed and validated at start-up."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from app.engine.config import ProxyConfig
+from app.settings import Settings, parse_proxy_url
+
+
+def test_defaults_are_safe_for_the_real_internet() -> None:
+    settings = Settings()
+
+    assert settings.smtp_ports == (25,)
+    assert settings.allow_private_mx is False
+    assert settings.dns_nameservers == ()
+    assert settings.database_url is None
+
+
+def test_environment_variables_use_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MXPROBE_HELLO_NAME", "mta.example.net")
+    monkeypatch.setenv("MXPROBE_FROM_EMAIL", "probe@example.net")
+    monkeypatch.setenv("MXPROBE_SMTP_PORTS", "25, 587")
+    monkeypatch.setenv("MXPROBE_DNS_NAMESERVERS", "127.0.0.53:5353,10.0.0.1")
+    monkeypatch.setenv("MXPROBE_ALLOW_PRIVATE_MX", "true")
+    monkeypatch.setenv("MXPROBE_CATCH_ALL_TTL", "60")
+    monkeypatch.setenv("MXPROBE_GREYLIST_RETRY_DELAY", "90")
+    monkeypatch.setenv("MXPROBE_GREYLIST_MAX_ATTEMPTS", "4")
+    monkeypatch.setenv("MXPROBE_CONNECT_TIMEOUT", "3")
+    monkeypatch.setenv("MXPROBE_SMTP_TIMEOUT", "4")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@/db?host=/run/pg")
+
+    settings = Settings()
+    probe = settings.probe_config()
+
+    assert settings.smtp_ports == (25, 587)
+    assert settings.dns_config().nameservers == ("127.0.0.53:5353", "10.0.0.1")
+    assert settings.database_url == "postgresql://u@/db?host=/run/pg"
+    assert (probe.hello_name, probe.from_email) == ("mta.example.net", "probe@example.net")
+    assert (probe.connect_timeout, probe.smtp_timeout) == (3, 4)
+    assert probe.allow_private_mx is True
+    assert probe.catch_all_ttl == 60
+    assert (settings.greylist_retry_delay, settings.greylist_max_attempts) == (90, 4)
+
+
+def test_json_lists_work_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MXPROBE_SMTP_PORTS", "[2525, 25]")
+
+    assert Settings().smtp_ports == (2525, 25)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MXPROBE_SMTP_PORTS", "0"),
+        ("MXPROBE_SMTP_PORTS", "25,x"),
+        ("MXPROBE_HELLO_NAME", "mta\r\nDATA"),
+        ("MXPROBE_FROM_EMAIL", ""),
+        ("MXPROBE_CONNECT_TIMEOUT", "-1"),
+        ("MXPROBE_PROXY", "http://proxy:3128"),
+        ("MXPROBE_GREYLIST_MAX_ATTEMPTS", "0"),
+    ],
+)
+def test_bad_values_fail_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises((pydantic.ValidationError, ValueError)):
+        Settings()
+
+
+def test_proxy_url_becomes_a_proxy_config() -> None:
+    assert parse_proxy_url("socks5://us%40r:p%3Ass@proxy.test:1080") == ProxyConfig(
+        host="proxy.test", port=1080, username="us@r", password="p:ss"
+    )
+
+
+def test_proxy_credentials_never_appear_in_output() -> None:
+    proxy = parse_proxy_url("socks5://user:secret@proxy.test:1080")
+
+    assert proxy.public() == {"host": "proxy.test", "port": 1080}
+    assert "secret" not in repr(proxy)
