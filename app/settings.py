@@ -50,6 +50,7 @@ class Settings(BaseSettings):
 
     # Politeness
     mx_concurrency: int = Field(default=5, ge=1)
+    session_idle_timeout: float = Field(default=5.0, ge=0)
     global_concurrency: int = Field(default=200, ge=1)
 
     # API and bulk
@@ -123,6 +124,7 @@ class Settings(BaseSettings):
             catch_all_ttl=self.catch_all_ttl,
             greylist_inline_retry=self.check_greylist_wait,
             starttls=self.starttls,
+            session_idle_timeout=self.session_idle_timeout,
         )
 
 

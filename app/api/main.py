@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.verifier.close()
             await app.state.db_engine.dispose()
             await resolver.close()
 

@@ -149,6 +149,7 @@ def check(
                 *(verifier.check(CheckRequest(to_email=a)) for a in addresses)
             )
         finally:
+            await verifier.close()
             await resolver.close()
         return [o.to_json() for o in outputs]
 

@@ -28,7 +28,8 @@ from app.engine.model import (
 )
 from app.engine.probes.catchall import CatchAllStore, MemoryCatchAllStore, probe_local_part
 from app.engine.probes.dns import MxHost, MxLookup, Resolver, is_public_address
-from app.engine.probes.limits import LocalMxLimiter, MxLimiter
+from app.engine.probes.limits import LocalMxLimiter, MxLimiter, NoSlot
+from app.engine.probes.pool import Route, SessionPool, Use
 from app.engine.probes.smtp import ProbeSession, Reply
 from app.engine.rules import lists, providers, replies, syntax, verdict
 from app.engine.rules.replies import Category, Outcome
@@ -71,12 +72,20 @@ class Verifier:
         resolver: Resolver,
         catch_all: CatchAllStore | None = None,
         limiter: MxLimiter | None = None,
+        pool: SessionPool | None = None,
     ) -> None:
         self.config = config
         self.resolver = resolver
         self.catch_all = catch_all or MemoryCatchAllStore(ttl=config.catch_all_ttl)
-        self.limiter = limiter or LocalMxLimiter(per_mx=5, total=1000)
+        self.pool = pool or SessionPool(
+            limiter=limiter or LocalMxLimiter(per_mx=5, total=1000),
+            idle_timeout=config.session_idle_timeout,
+        )
         self._secret = f"{config.hello_name}|{config.from_email}"
+
+    async def close(self) -> None:
+        """QUIT every pooled session (and free their slots)."""
+        await self.pool.close()
 
     async def check(self, request: CheckRequest) -> CheckEmailOutput:
         started_at = datetime.now(UTC)
@@ -203,44 +212,85 @@ class Verifier:
                 ),
             )
         attempt = _Attempt()
+        check_catch_all = known is None and not policy.skip_catch_all
         for host in lookup.hosts:
             for address in await self._addresses(host, attempt):
                 for port in ports:
-                    session = ProbeSession(
+                    route = Route(
                         mx_host=host.exchange,
                         address=address,
                         port=port,
                         hello_name=hello_name,
                         from_email=from_email,
-                        connect_timeout=self.config.connect_timeout,
-                        command_timeout=self.config.smtp_timeout,
-                        proxy=proxy,
-                        starttls=self.config.starttls,
+                        proxy=f"{proxy.host}:{proxy.port}:{proxy.username}" if proxy else None,
+                        limit_key=providers.limit_key(host.exchange),
                     )
-                    async with self.limiter.slot(providers.limit_key(host.exchange)):
-                        try:
-                            try:
-                                await _open(session)
-                            except errors.SmtpError as exc:
-                                # Try the next port, address and MX: RFC 5321 §5.1.
-                                attempt.errors.append(exc)
-                                continue
-                            try:
-                                return await self._converse(
-                                    session,
-                                    parsed,
-                                    check_catch_all=known is None and not policy.skip_catch_all,
-                                )
-                            except errors.SmtpError as exc:
-                                return _failed(exc, host=host.exchange, port=port)
-                        finally:
-                            await session.close()
+                    try:
+                        return await self._on_route(
+                            route,
+                            parsed,
+                            policy=policy,
+                            proxy=proxy,
+                            check_catch_all=check_catch_all,
+                        )
+                    except _Unreachable as exc:
+                        # Try the next port, address and MX: RFC 5321 §5.1.
+                        attempt.errors.append(exc.error)
+                    except NoSlot as exc:
+                        return _failed(exc, host=host.exchange, port=None)
         return _failed(
             _most_telling(attempt.errors),
             host=None,
             port=None,
             mx_host=lookup.hosts[0].exchange,
         )
+
+    async def _on_route(
+        self,
+        route: Route,
+        parsed: syntax.ParsedAddress,
+        *,
+        policy: providers.ProviderPolicy,
+        proxy: ProxyConfig | None,
+        check_catch_all: bool,
+    ) -> _Probe:
+        """Ask on a pooled session; if a reused one turns out stale (the server hung up, or
+        answered 421 because it is done with us), ask once more on a fresh one."""
+
+        async def connect() -> ProbeSession:
+            session = ProbeSession(
+                mx_host=route.mx_host,
+                address=route.address,
+                port=route.port,
+                hello_name=route.hello_name,
+                from_email=route.from_email,
+                connect_timeout=self.config.connect_timeout,
+                command_timeout=self.config.smtp_timeout,
+                proxy=proxy,
+                starttls=self.config.starttls,
+            )
+            try:
+                await _open(session)
+            except errors.SmtpError as exc:
+                raise _Unreachable(exc) from exc
+            return session
+
+        while True:
+            try:
+                async with self.pool.borrow(
+                    route, policy=policy, domain=parsed.ascii_domain, connect=connect
+                ) as use:
+                    try:
+                        probe = await self._converse(use, parsed, check_catch_all=check_catch_all)
+                    except errors.SmtpError as exc:
+                        if use.reused:
+                            raise _Stale from exc
+                        return _failed(exc, host=route.mx_host, port=route.port)
+                    if use.reused and probe.debug is not None and probe.debug.code == 421:
+                        raise _Stale
+                    return probe
+            except _Stale:
+                continue  # the next borrow opens a fresh session or takes another idle one
 
     async def _addresses(self, host: MxHost, attempt: _Attempt) -> list[str]:
         try:
@@ -261,19 +311,21 @@ class Verifier:
         return allowed
 
     async def _converse(
-        self, session: ProbeSession, parsed: syntax.ParsedAddress, *, check_catch_all: bool
+        self, use: Use, parsed: syntax.ParsedAddress, *, check_catch_all: bool
     ) -> _Probe:
+        session = use.session
         domain = parsed.ascii_domain
         reply = await session.rcpt(parsed.ascii_address)
         answer = replies.classify_reply(reply.code, reply.message)
+        use.counted(invalid=answer.outcome is Outcome.INVALID)
         is_catch_all = False
         if answer.outcome is Outcome.INVALID:
             await self.catch_all.put(domain, False)  # a catch-all would not have refused
         elif answer.outcome is Outcome.DELIVERABLE and check_catch_all:
-            random_reply = await session.rcpt(
-                f"{probe_local_part(domain, secret=self._secret)}@{domain}"
-            )
+            local = probe_local_part(domain, secret=self._secret)
+            random_reply = await session.rcpt(f"{local}@{domain}")
             random_answer = replies.classify_reply(random_reply.code, random_reply.message)
+            use.counted(invalid=random_answer.outcome is Outcome.INVALID)
             if random_answer.outcome is Outcome.DELIVERABLE:
                 is_catch_all = True
                 await self.catch_all.put(domain, True)
@@ -286,6 +338,18 @@ class Verifier:
             port=session.port,
             temporary=answer.retryable,
         )
+
+
+class _Unreachable(Exception):
+    """Could not open a session on this route: the caller tries the next one."""
+
+    def __init__(self, error: errors.SmtpError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Stale(Exception):
+    """A reused session was no longer good for another recipient."""
 
 
 _BUSY_BACKOFF = (0.2, 0.5)
@@ -349,6 +413,9 @@ def _failed(
         error = CoreError(type="AsyncSmtpError", message=answer.error_message)
     elif isinstance(exc, errors.SmtpError):
         error = CoreError(type="AsyncSmtpError", message=str(exc))
+    elif isinstance(exc, NoSlot):
+        temporary = True  # the MX's budget is spent for now: later, not never
+        error = CoreError(type=exc.kind, message=str(exc))
     else:
         error = CoreError(type=exc.kind, message=str(exc))
     category = Category.TEMP_FAIL if temporary else Category.UNKNOWN

@@ -45,4 +45,7 @@ class ProbeConfig:
     # A single check may retry a 4xx once within its time budget if the wait is this short.
     greylist_inline_retry: float = 0.0
     starttls: bool = True
+    # Keep a session open this long after its last address, for the next one to the same MX
+    # (0: one connection per check).
+    session_idle_timeout: float = 0.0
     backend_name: str = "mxprobe"

@@ -1,29 +1,78 @@
-"""How many probes may press on one MX (or one provider) at once."""
+"""How many SMTP sessions may be open to one MX group (an MX host, or a whole provider).
+
+A `Lease` is one slot, held from a session's connect until its QUIT. The in-process limiter
+here serves the CLI and single-process runs; the workers share one budget through PostgreSQL
+(`app.db.mx_limits`), behind the same Protocol.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+import itertools
+import time
+from dataclasses import dataclass
 from typing import Protocol
+
+from app.engine import errors
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    key: str
+    token: int
+
+
+class NoSlot(errors.EngineError):
+    """Every slot of this MX group is taken (here or in another process) for now."""
+
+    kind = "NoSlot"
 
 
 class MxLimiter(Protocol):
-    """A slot to talk to the MX group `key` (see `rules.providers.limit_key`)."""
+    async def try_acquire(self, key: str) -> Lease | None:
+        """A slot for MX group `key` if one is free right now, else None. Never waits long."""
+        ...
 
-    def slot(self, key: str) -> contextlib.AbstractAsyncContextManager[None]: ...
+    async def release(self, lease: Lease) -> None: ...
+
+
+async def acquire(limiter: MxLimiter, key: str, *, wait: float) -> Lease:
+    """A slot within `wait` seconds (polling with backoff, never spinning), or NoSlot."""
+    deadline = time.monotonic() + wait
+    pause = 0.02
+    while True:
+        lease = await limiter.try_acquire(key)
+        if lease is not None:
+            return lease
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise NoSlot(f"no free SMTP slot for {key} within {wait:g} s")
+        await asyncio.sleep(min(pause, remaining))
+        pause = min(pause * 2, 0.25)
 
 
 class LocalMxLimiter:
-    """In-process limits: per key and global concurrency. For one process (CLI, API checks)."""
+    """In-process limits: sessions per MX group and in all."""
 
     def __init__(self, *, per_mx: int, total: int) -> None:
-        self._per_mx = per_mx
-        self._total = asyncio.Semaphore(total)
-        self._by_key: dict[str, asyncio.Semaphore] = {}
+        self.per_mx = per_mx
+        self.total = total
+        self._held: dict[str, int] = {}
+        self._tokens = itertools.count()
 
-    @contextlib.asynccontextmanager
-    async def slot(self, key: str) -> AsyncIterator[None]:
-        semaphore = self._by_key.setdefault(key, asyncio.Semaphore(self._per_mx))
-        async with self._total, semaphore:
-            yield
+    async def try_acquire(self, key: str) -> Lease | None:
+        held = self._held.get(key, 0)
+        if held >= self.per_mx or sum(self._held.values()) >= self.total:
+            return None
+        self._held[key] = held + 1
+        return Lease(key, next(self._tokens))
+
+    async def release(self, lease: Lease) -> None:
+        left = self._held.get(lease.key, 0) - 1
+        if left > 0:
+            self._held[lease.key] = left
+        else:
+            self._held.pop(lease.key, None)
+
+    def in_use(self, key: str) -> int:
+        return self._held.get(key, 0)

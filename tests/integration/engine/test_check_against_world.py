@@ -18,7 +18,9 @@ from tests.conftest import world_settings
 async def verifier(world: World) -> AsyncIterator[Verifier]:
     settings = world_settings(world)
     resolver = Resolver(settings.dns_config())
-    yield Verifier(settings.probe_config(), resolver=resolver)
+    verifier = Verifier(settings.probe_config(), resolver=resolver)
+    yield verifier
+    await verifier.close()
     await resolver.close()
 
 
@@ -117,6 +119,7 @@ async def test_tarpit_times_out_as_unknown(world: World) -> None:
     try:
         result = await check(verifier, "alice@tarpit.test")
     finally:
+        await verifier.close()
         await resolver.close()
 
     assert result["is_reachable"] == "unknown"
@@ -142,6 +145,7 @@ async def test_a_single_check_may_retry_greylisting_once_in_its_budget(world: Wo
     try:
         result = await check(verifier, "alice@greylist.test")
     finally:
+        await verifier.close()
         await resolver.close()
 
     assert result["is_reachable"] == "safe"
@@ -192,6 +196,7 @@ async def test_an_invalid_first_address_settles_catch_all_without_a_probe(
 
 async def test_the_conversation_never_goes_past_rcpt(verifier: Verifier, world: World) -> None:
     await check(verifier, "alice@normal.test")
+    await verifier.close()  # QUIT the pooled session
 
     verbs = [
         line.split()[0].split(":")[0].upper()
@@ -233,6 +238,7 @@ async def test_private_mx_is_not_contacted_unless_allowed(world: World) -> None:
     try:
         result = await check(verifier, "alice@normal.test")
     finally:
+        await verifier.close()
         await resolver.close()
 
     assert result["is_reachable"] == "unknown"
@@ -332,3 +338,88 @@ async def test_concurrent_lookups_of_one_domain_share_one_query(
     await asyncio.gather(*(check(verifier, f"user{i}@normal.test") for i in range(5)))
 
     assert world.dns_queries[("normal.test", "MX")] == 1
+
+
+async def test_later_addresses_reuse_the_open_session(verifier: Verifier, world: World) -> None:
+    recorder = world.recorder("mx.normal.test")
+
+    results = [
+        await check(verifier, f"{name}@normal.test") for name in ("alice", "bob", "x1", "x2")
+    ]
+
+    assert [r["is_reachable"] for r in results] == ["safe", "safe", "invalid", "invalid"]
+    assert recorder.connections == 1
+    assert recorder.count("MAIL") == 1
+    assert recorder.count("EHLO") == 2  # before and after STARTTLS, once
+
+
+async def test_an_idle_session_is_closed_politely(world: World) -> None:
+    settings = world_settings(world, session_idle_timeout=0.3)
+    resolver = Resolver(settings.dns_config())
+    verifier = Verifier(settings.probe_config(), resolver=resolver)
+    try:
+        await check(verifier, "alice@normal.test")
+        await asyncio.sleep(1.0)
+        verbs = [line.split()[0].upper() for _, line in world.recorder("mx.normal.test").commands]
+    finally:
+        await verifier.close()
+        await resolver.close()
+
+    assert verbs[-1] == "QUIT"
+    assert world.recorder("mx.normal.test").active == 0
+
+
+async def test_the_unknown_recipient_budget_is_kept_under_the_servers(
+    verifier: Verifier, world: World
+) -> None:
+    """strict.test hangs up after its 2nd unknown recipient; our budget for unknown domains is
+    larger, so the 421 must be absorbed: a fresh session, the same verdicts."""
+    recorder = world.recorder("mx.strict.test")
+    names = ["alice", "u1", "u2", "u3", "alice", "u4", "u5"]
+
+    results = [await check(verifier, f"{name}@strict.test") for name in names]
+
+    expected = ["safe", "invalid", "invalid", "invalid", "safe", "invalid", "invalid"]
+    assert [r["is_reachable"] for r in results] == expected
+    assert recorder.connections >= 2
+
+
+async def test_reused_sessions_give_the_verdicts_fresh_ones_do(world: World) -> None:
+    addresses = [
+        "alice@normal.test",
+        "nobody@normal.test",
+        "bob@normal.test",
+        "x@catchall.test",
+        "alice@full.test",
+        "bob@full.test",
+        "alice@disabled.test",
+        "zed@disabled.test",
+        "alice@tls.test",
+        "alice@strict.test",
+        "u1@strict.test",
+        "u2@strict.test",
+        "u3@strict.test",
+        "alice@slow.test",
+        "alice@backup.test",
+        "alice@blocked.test",
+    ] * 2
+
+    async def run(idle_timeout: float) -> list[tuple[str, object]]:
+        settings = world_settings(world, session_idle_timeout=idle_timeout)
+        resolver = Resolver(settings.dns_config())
+        verifier = Verifier(settings.probe_config(), resolver=resolver)
+        try:
+            outputs = [await verifier.check(CheckRequest(to_email=a)) for a in addresses]
+        finally:
+            await verifier.close()
+            await resolver.close()
+        return [(o.is_reachable.value, o.to_json()["smtp"]) for o in outputs]
+
+    fresh = await run(0.0)
+    fresh_connections = sum(r.connections for r in world.recorders.values())
+    world.reset_recorders()
+    reused = await run(5.0)
+    reused_connections = sum(r.connections for r in world.recorders.values())
+
+    assert reused == fresh
+    assert reused_connections < fresh_connections / 2

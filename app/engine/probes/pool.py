@@ -1,0 +1,193 @@
+"""SMTP session reuse: open sessions per MX, handed from one address to the next.
+
+A session holds one slot of its MX group's budget (a `Lease` from the `MxLimiter`) from its
+connect until its QUIT, so however many addresses share it, a server never sees more
+connections than the limit allows. A session carries addresses until the provider's policy
+says stop (recipients per session, unknown recipients per session), then QUITs; an idle one
+QUITs after `idle_timeout` (0: after every use, i.e. one connection per address).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from app.engine.probes.limits import Lease, MxLimiter, NoSlot
+from app.engine.probes.smtp import ProbeSession
+from app.engine.rules.providers import ProviderPolicy
+
+# Recipients one MAIL FROM carries before RSET starts a new transaction (RFC 5321 §4.5.3.1.8
+# asks servers to take at least 100).
+RCPTS_PER_TRANSACTION = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Everything two addresses must share to share a session."""
+
+    mx_host: str
+    address: str
+    port: int
+    hello_name: str
+    from_email: str
+    proxy: str | None
+    limit_key: str
+
+
+@dataclass(slots=True)
+class _Pooled:
+    session: ProbeSession
+    lease: Lease
+    domain: str | None = None  # the recipients' domain in the open transaction
+    rcpts: int = 0
+    transaction_rcpts: int = 0
+    invalid: int = 0
+    idle_since: float = field(default_factory=time.monotonic)
+
+
+@dataclass(slots=True)
+class Use:
+    """One borrowing of a session: say what each RCPT was with `counted`."""
+
+    session: ProbeSession
+    reused: bool
+    _pooled: _Pooled
+
+    def counted(self, *, invalid: bool) -> None:
+        self._pooled.rcpts += 1
+        self._pooled.transaction_rcpts += 1
+        self._pooled.invalid += int(invalid)
+
+
+class SessionPool:
+    def __init__(
+        self, *, limiter: MxLimiter, idle_timeout: float = 5.0, slot_wait: float = 30.0
+    ) -> None:
+        self._limiter = limiter
+        self.idle_timeout = idle_timeout
+        self._slot_wait = slot_wait
+        self._idle: dict[Route, list[_Pooled]] = {}
+        self._returned: dict[str, asyncio.Event] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self.sessions_opened = 0
+
+    @contextlib.asynccontextmanager
+    async def borrow(
+        self,
+        route: Route,
+        *,
+        policy: ProviderPolicy,
+        domain: str,
+        connect: Callable[[], Awaitable[ProbeSession]],
+    ) -> AsyncIterator[Use]:
+        """A session on `route`, in a transaction fit for a recipient at `domain`.
+
+        An exception inside the block discards the session (QUIT, slot released)."""
+        pooled, reused = await self._take(route, connect=connect)
+        try:
+            await self._prepare(pooled, policy=policy, domain=domain)
+            yield Use(session=pooled.session, reused=reused, _pooled=pooled)
+        except BaseException:
+            await self._discard(pooled)
+            raise
+        await self._give_back(route, pooled, policy=policy)
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        idle, self._idle = self._idle, {}
+        for sessions in idle.values():
+            for pooled in sessions:
+                await self._discard(pooled)
+
+    async def _take(
+        self, route: Route, *, connect: Callable[[], Awaitable[ProbeSession]]
+    ) -> tuple[_Pooled, bool]:
+        deadline = time.monotonic() + self._slot_wait
+        pause = 0.02
+        while True:
+            idle = self._idle.get(route)
+            while idle:
+                pooled = idle.pop()
+                if pooled.session.is_open:
+                    return pooled, True
+                await self._discard(pooled)
+            lease = await self._limiter.try_acquire(route.limit_key)
+            if lease is not None:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise NoSlot(f"no free SMTP slot for {route.limit_key}")
+            # Wake when one of our sessions to this group comes back; meanwhile poll the shared
+            # budget with backoff (another process may free a slot).
+            event = self._returned.setdefault(route.limit_key, asyncio.Event())
+            event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=min(pause, remaining))
+            pause = min(pause * 2, 0.25)
+        try:
+            session = await connect()
+        except BaseException:
+            await self._limiter.release(lease)
+            raise
+        self.sessions_opened += 1
+        if self.idle_timeout > 0:
+            self._start_reaper()
+        return _Pooled(session=session, lease=lease), False
+
+    async def _prepare(self, pooled: _Pooled, *, policy: ProviderPolicy, domain: str) -> None:
+        session = pooled.session
+        if session.in_transaction and (
+            pooled.transaction_rcpts >= RCPTS_PER_TRANSACTION
+            or (policy.one_domain_per_transaction and pooled.domain not in (None, domain))
+        ):
+            await session.reset()
+        if not session.in_transaction:
+            await session.mail()
+            pooled.transaction_rcpts = 0
+        pooled.domain = domain
+
+    async def _give_back(self, route: Route, pooled: _Pooled, *, policy: ProviderPolicy) -> None:
+        spent = (
+            pooled.rcpts >= policy.max_rcpts_per_session
+            or pooled.invalid >= policy.max_invalid_rcpts_per_session
+        )
+        if spent or self.idle_timeout <= 0 or not pooled.session.is_open:
+            await self._discard(pooled)
+        else:
+            pooled.idle_since = time.monotonic()
+            self._idle.setdefault(route, []).append(pooled)
+        event = self._returned.get(route.limit_key)
+        if event is not None:
+            event.set()
+
+    async def _discard(self, pooled: _Pooled) -> None:
+        try:
+            await pooled.session.close()
+        finally:
+            await self._limiter.release(pooled.lease)
+            event = self._returned.get(pooled.lease.key)
+            if event is not None:
+                event.set()
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.create_task(self._reap(), name="mxprobe-session-reaper")
+
+    async def _reap(self) -> None:
+        """QUIT sessions idle for longer than `idle_timeout`."""
+        while True:
+            await asyncio.sleep(min(1.0, self.idle_timeout / 2))
+            now = time.monotonic()
+            for route, sessions in list(self._idle.items()):
+                for pooled in [p for p in sessions if now - p.idle_since >= self.idle_timeout]:
+                    sessions.remove(pooled)
+                    await self._discard(pooled)
+                if not sessions:
+                    self._idle.pop(route, None)
