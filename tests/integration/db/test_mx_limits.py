@@ -1,0 +1,83 @@
+"""Per-MX budgets shared through PostgreSQL hold across processes (one connection each)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from app.db.mx_limits import PostgresMxLimiter
+from app.db.session import libpq_url
+
+Factory = Callable[..., Awaitable[PostgresMxLimiter]]
+
+
+@pytest.fixture
+async def limiter_factory(database_url: str) -> AsyncIterator[Factory]:
+    made: list[PostgresMxLimiter] = []
+
+    async def make(*, per_mx: int = 2, total: int = 100, **kw: object) -> PostgresMxLimiter:
+        limiter = await PostgresMxLimiter.connect(
+            libpq_url(database_url),
+            per_mx=per_mx,
+            total=total,
+            **kw,  # type: ignore[arg-type]
+        )
+        made.append(limiter)
+        return limiter
+
+    yield make
+    for limiter in made:
+        await limiter.close()
+
+
+async def test_two_processes_share_one_budget_per_mx(limiter_factory: Factory) -> None:
+    first, second = await limiter_factory(), await limiter_factory()
+
+    a = await first.try_acquire("mx.shared.test")
+    b = await second.try_acquire("mx.shared.test")
+    c = await second.try_acquire("mx.shared.test")
+
+    assert a is not None
+    assert b is not None
+    assert c is None
+    await first.release(a)
+    assert await second.try_acquire("mx.shared.test") is not None
+
+
+async def test_other_mx_groups_are_not_blocked(limiter_factory: Factory) -> None:
+    limiter = await limiter_factory(per_mx=1)
+
+    assert await limiter.try_acquire("gmail") is not None
+    assert await limiter.try_acquire("gmail") is None
+    assert await limiter.try_acquire("mx.other.test") is not None
+
+
+async def test_a_dead_process_frees_its_slots_at_once(limiter_factory: Factory) -> None:
+    doomed, survivor = await limiter_factory(per_mx=1), await limiter_factory(per_mx=1)
+    assert await doomed.try_acquire("mx.crash.test") is not None
+    assert await survivor.try_acquire("mx.crash.test") is None
+
+    await doomed.close()  # as kill -9 would: the connection goes, and its locks with it
+
+    assert await survivor.try_acquire("mx.crash.test") is not None
+
+
+async def test_the_global_cap_holds_across_groups(limiter_factory: Factory) -> None:
+    one, two = await limiter_factory(per_mx=5, total=3), await limiter_factory(per_mx=5, total=3)
+
+    taken = [
+        await one.try_acquire("mx.a.test"),
+        await two.try_acquire("mx.b.test"),
+        await one.try_acquire("mx.c.test"),
+    ]
+
+    assert all(taken)
+    assert await two.try_acquire("mx.d.test") is None
+
+
+async def test_per_provider_overrides(limiter_factory: Factory) -> None:
+    limiter = await limiter_factory(per_mx=5, overrides={"gmail": 1})
+
+    assert await limiter.try_acquire("gmail") is not None
+    assert await limiter.try_acquire("gmail") is None
