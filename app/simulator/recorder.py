@@ -111,6 +111,17 @@ class Recorder:
         with self._lock:
             return sum(1 for _, line in self._commands if verb_of(line) == wanted)
 
+    def summary(self) -> dict[str, int]:
+        """The counters, as plain numbers (what `serve_forever` reports)."""
+        return {
+            "connections": self.connections,
+            "peak_connections": self.peak_connections,
+            "round_trips": self.round_trips,
+            "rcpt": self.rcpt_count,
+            "data": self.data_commands,
+            "refused_421": self.refused_421,
+        }
+
     def reset(self) -> None:
         """Forget everything but the connections still open."""
         with self._lock:
