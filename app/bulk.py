@@ -7,7 +7,7 @@ request handler that starts them (the response is streamed after the handler ret
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from enum import StrEnum
 from typing import Any, TypeAlias
 
@@ -131,8 +131,8 @@ async def stream_json(
 
 async def stream_outputs(
     factory: SessionFactory, job_id: int, *, batch_size: int = 1000
-) -> AsyncIterator[Sequence[dict[str, Any]]]:
-    """Batches of stored results, decoded, in input order."""
+) -> AsyncIterator[Iterator[dict[str, Any]]]:
+    """Batches of stored results, decoded (lazily, row by row), in input order."""
     async with factory() as session:
         async for batch in results.stream_outputs(session, job_id, batch_size=batch_size):
             yield batch

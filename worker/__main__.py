@@ -3,7 +3,6 @@ MXPROBE_*). The `mxprobe worker` command does the same."""
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from app.settings import get_settings
@@ -11,8 +10,6 @@ from worker.main import run
 
 
 def main(argv: list[str]) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("procrastinate").setLevel(logging.WARNING)
     run(get_settings(), concurrency=int(argv[0]) if argv else None)
 
 

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 def run(settings: Settings, *, concurrency: int | None = None) -> None:
     """Run a worker until SIGINT or SIGTERM (then finish running tasks, up to
     `worker_shutdown_timeout`, and stop). Blocking."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)  # two lines per address
     asyncio.run(run_async(settings, concurrency=concurrency))
 
 
@@ -65,5 +67,6 @@ async def run_async(
                 install_signal_handlers=install_signal_handlers,
             )
     finally:
+        await verifier.close()
         await db_engine.dispose()
         await resolver.close()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Integer, Text, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -86,11 +87,12 @@ async def stream_json(
 
 async def stream_outputs(
     session: AsyncSession, job_id: int, *, batch_size: int = 1000
-) -> AsyncIterator[Sequence[dict[str, Any]]]:
-    """Each stored result, decoded, in input order, `batch_size` rows at a time."""
-    statement = (
-        select(BulkResult.output).where(BulkResult.job_id == job_id).order_by(BulkResult.position)
-    )
-    stream = await session.stream_scalars(statement, execution_options={"yield_per": batch_size})
-    async for partition in stream.partitions():
-        yield partition
+) -> AsyncIterator[Iterator[dict[str, Any]]]:
+    """Each stored result, decoded, in input order, `batch_size` rows at a time.
+
+    Each batch decodes lazily, one row at a time as it is consumed: a million-row CSV export
+    then never holds a batch of parsed results, which keeps Python's cyclic GC quiet (holding
+    them tripled the time per row). orjson decodes several times faster than json.
+    """
+    async for partition in stream_json(session, job_id, batch_size=batch_size):
+        yield (orjson.loads(text) for text in partition)

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from procrastinate import App, JobContext
 from procrastinate.jobs import Job
+from pydantic import ValidationError
 
 from app import queue
 from app.db.session import make_engine, make_sessionmaker
@@ -103,6 +104,11 @@ async def test_prune_deletes_jobs_past_retention(
 
     assert deleted == 1
     assert len(sql(fresh_database_url, "SELECT id FROM bulk_jobs")) == 1
+
+
+def test_a_stalled_timeout_shorter_than_two_heartbeats_is_refused() -> None:
+    with pytest.raises(ValidationError, match="worker_stalled_timeout"):
+        Settings(worker_heartbeat_interval=10, worker_stalled_timeout=15)
 
 
 def test_the_schedules() -> None:
