@@ -24,9 +24,7 @@ def _free_port() -> int:
 
 def _env(world: World, data_dir: Path) -> dict[str, str]:
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("MXPROBE_") and k != "DATABASE_URL"
+        k: v for k, v in os.environ.items() if not k.startswith("MXPROBE_") and k != "DATABASE_URL"
     }
     env.update(world_env(world))
     env["MXPROBE_DATA_DIR"] = str(data_dir)
