@@ -11,11 +11,29 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.engine.config import DnsConfig, ProbeConfig, ProxyConfig
+from app.engine.config import DnsConfig, MxOverride, ProbeConfig, ProxyConfig
 from app.engine.rules.syntax import has_control_chars
+
+
+class MxLimit(BaseModel):
+    """One entry of MXPROBE_MX_LIMITS, in the Reacher bulk spec's shape."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    max_smtp_out: int | None = Field(default=None, ge=1)
+    max_msg_per_connection: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias=AliasChoices("max_msg_per_connection", "max-msg-per-connection"),
+    )
+    max_errors_per_connection: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias=AliasChoices("max_errors_per_connection", "max-errors-per-connection"),
+    )
 
 
 class Settings(BaseSettings):
@@ -51,6 +69,8 @@ class Settings(BaseSettings):
     # Politeness
     mx_concurrency: int = Field(default=5, ge=1)
     session_idle_timeout: float = Field(default=5.0, ge=0)
+    slot_wait: float = Field(default=10.0, ge=0)
+    mx_limits: dict[str, MxLimit] = Field(default_factory=dict)
     global_concurrency: int = Field(default=200, ge=1)
 
     # API and bulk
@@ -125,7 +145,25 @@ class Settings(BaseSettings):
             greylist_inline_retry=self.check_greylist_wait,
             starttls=self.starttls,
             session_idle_timeout=self.session_idle_timeout,
+            slot_wait=self.slot_wait,
+            mx_overrides=tuple(
+                MxOverride(
+                    key=key.lower(),
+                    max_smtp_out=limit.max_smtp_out,
+                    max_msg_per_connection=limit.max_msg_per_connection,
+                    max_errors_per_connection=limit.max_errors_per_connection,
+                )
+                for key, limit in self.mx_limits.items()
+            ),
         )
+
+    def session_limits(self) -> dict[str, int]:
+        """Per-group session caps that differ from MXPROBE_MX_CONCURRENCY."""
+        return {
+            key.lower(): limit.max_smtp_out
+            for key, limit in self.mx_limits.items()
+            if limit.max_smtp_out is not None
+        }
 
 
 def parse_proxy_url(url: str) -> ProxyConfig:

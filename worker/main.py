@@ -6,13 +6,12 @@ Everything is built here, at start, once per process (never at import), and clos
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 
 from app import queue
 from app.db.session import libpq_url, make_engine, make_sessionmaker
-from app.engine import LocalMxLimiter, Resolver, Verifier
 from app.settings import Settings
+from app.verifiers import open_verifier
 from worker import periodic, tasks
 
 log = logging.getLogger(__name__)
@@ -37,22 +36,26 @@ async def run_async(
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set")
     concurrency = concurrency or settings.worker_concurrency
-    resolver = Resolver(settings.dns_config())
-    # Never wait for a greylisting server inside a task: a 4xx is retried by the queue.
-    probe = dataclasses.replace(settings.probe_config(), greylist_inline_retry=0.0)
-    verifier = Verifier(
-        probe,
-        resolver=resolver,
-        limiter=LocalMxLimiter(per_mx=settings.mx_concurrency, total=settings.global_concurrency),
-    )
     db_engine = make_engine(settings.database_url, pool_size=min(concurrency, 20))
-    deps = tasks.Deps(settings=settings, verifier=verifier, sessions=make_sessionmaker(db_engine))
     app = queue.make_app(libpq_url(settings.database_url), pool_size=min(concurrency, 10) + 2)
     tasks.register(app)
     periodic.register(app, settings)
     log.info("worker %s starting: concurrency %d", name or "", concurrency)
     try:
-        async with app.open_async():
+        async with (
+            open_verifier(
+                settings,
+                # No slot for a busy MX: the task is re-deferred rather than held.
+                raise_no_slot=True,
+                max_waiters=2 * settings.mx_concurrency,
+                # Never wait for a greylisting server inside a task: the queue retries a 4xx.
+                greylist_inline_retry=0.0,
+            ) as verifier,
+            app.open_async(),
+        ):
+            deps = tasks.Deps(
+                settings=settings, verifier=verifier, sessions=make_sessionmaker(db_engine)
+            )
             await app.run_worker_async(
                 queues=[queue.VERIFY_QUEUE, queue.MAINTENANCE_QUEUE],
                 name=name or "worker",
@@ -67,6 +70,4 @@ async def run_async(
                 install_signal_handlers=install_signal_handlers,
             )
     finally:
-        await verifier.close()
         await db_engine.dispose()
-        await resolver.close()

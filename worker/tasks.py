@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import queue
 from app.db import jobs, results
 from app.db.session import session_scope
-from app.engine import CheckEmailOutput, Reachable, Verifier
+from app.engine import CheckEmailOutput, NoSlot, Reachable, Verifier
 from app.engine.model import (
     CoreError,
     DebugDetails,
@@ -30,7 +30,7 @@ from app.engine.model import (
     VerifMethod,
 )
 from app.settings import Settings
-from worker import retry
+from worker import retry, throttle
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,10 @@ async def verify_address(context: JobContext, *, job_id: int, position: int, ema
 
     try:
         output = await deps.verifier.check(job.options.check_request(email))
+    except NoSlot:
+        # Every slot of this MX group is busy: give the worker to other MXes and come back.
+        await throttle.defer_again(context, job_id=job_id, position=position, email=email)
+        return "throttled: re-deferred"
     except Exception as exc:
         if not retry.is_last_run(attempts_done=attempts_done):
             raise

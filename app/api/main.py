@@ -13,8 +13,8 @@ from app import __version__
 from app.api import errors, health
 from app.api.v0 import bulk, check_email, download
 from app.db.session import make_engine, make_sessionmaker
-from app.engine import LocalMxLimiter, Resolver, Verifier
 from app.settings import Settings, get_settings
+from app.verifiers import open_verifier
 
 _OPEN_PATHS = {"/healthz", "/version", "/docs", "/openapi.json"}
 
@@ -26,23 +26,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.database_url:
             raise RuntimeError("DATABASE_URL is not set (the CLI starts an embedded PostgreSQL)")
-        resolver = Resolver(settings.dns_config())
         app.state.settings = settings
-        app.state.verifier = Verifier(
-            settings.probe_config(),
-            resolver=resolver,
-            limiter=LocalMxLimiter(
-                per_mx=settings.mx_concurrency, total=settings.global_concurrency
-            ),
-        )
         app.state.db_engine = make_engine(settings.database_url)
         app.state.sessionmaker = make_sessionmaker(app.state.db_engine)
         try:
-            yield
+            # Single checks draw on the same per-MX budget as the workers.
+            async with open_verifier(settings) as verifier:
+                app.state.verifier = verifier
+                yield
         finally:
-            await app.state.verifier.close()
             await app.state.db_engine.dispose()
-            await resolver.close()
 
     app = FastAPI(
         title="mxprobe",

@@ -131,26 +131,16 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print Reacher's JSON output.")] = False,
 ) -> None:
     """Verify addresses now, from this machine (no database needed)."""
-    from app.engine import CheckRequest, LocalMxLimiter, Resolver, Verifier
+    from app.engine import CheckRequest
+    from app.verifiers import open_verifier
 
     settings = get_settings()
 
     async def run() -> list[dict[str, object]]:
-        resolver = Resolver(settings.dns_config())
-        verifier = Verifier(
-            settings.probe_config(),
-            resolver=resolver,
-            limiter=LocalMxLimiter(
-                per_mx=settings.mx_concurrency, total=settings.global_concurrency
-            ),
-        )
-        try:
+        async with open_verifier(settings, shared_limits=False) as verifier:
             outputs = await asyncio.gather(
                 *(verifier.check(CheckRequest(to_email=a)) for a in addresses)
             )
-        finally:
-            await verifier.close()
-            await resolver.close()
         return [o.to_json() for o in outputs]
 
     results = asyncio.run(run())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from dataclasses import dataclass, field
@@ -73,19 +74,38 @@ class Verifier:
         catch_all: CatchAllStore | None = None,
         limiter: MxLimiter | None = None,
         pool: SessionPool | None = None,
+        raise_no_slot: bool = False,
     ) -> None:
+        """`raise_no_slot`: when an MX group has no free slot, raise `NoSlot` (a queue worker
+        re-defers the task) instead of answering `unknown`."""
         self.config = config
+        self.raise_no_slot = raise_no_slot
         self.resolver = resolver
         self.catch_all = catch_all or MemoryCatchAllStore(ttl=config.catch_all_ttl)
         self.pool = pool or SessionPool(
             limiter=limiter or LocalMxLimiter(per_mx=5, total=1000),
             idle_timeout=config.session_idle_timeout,
+            slot_wait=config.slot_wait,
         )
+        self._overrides = {o.key: o for o in config.mx_overrides}
         self._secret = f"{config.hello_name}|{config.from_email}"
 
     async def close(self) -> None:
         """QUIT every pooled session (and free their slots)."""
         await self.pool.close()
+
+    def _policy(self, mx_host: str) -> providers.ProviderPolicy:
+        policy = providers.policy_for(providers.provider_from_mx(mx_host))
+        override = self._overrides.get(providers.limit_key(mx_host))
+        if override is None:
+            return policy
+        return dataclasses.replace(
+            policy,
+            max_rcpts_per_session=override.max_msg_per_connection or policy.max_rcpts_per_session,
+            max_invalid_rcpts_per_session=(
+                override.max_errors_per_connection or policy.max_invalid_rcpts_per_session
+            ),
+        )
 
     async def check(self, request: CheckRequest) -> CheckEmailOutput:
         started_at = datetime.now(UTC)
@@ -196,7 +216,7 @@ class Verifier:
         proxy: ProxyConfig | None,
     ) -> _Probe:
         domain = parsed.ascii_domain
-        policy = providers.policy_for(providers.provider_from_mx(lookup.hosts[0].exchange))
+        policy = self._policy(lookup.hosts[0].exchange)
         known = None if policy.skip_catch_all else await self.catch_all.get(domain)
         if known:
             # A catch-all accepts every recipient: asking again tells nothing and costs the
@@ -237,6 +257,8 @@ class Verifier:
                         # Try the next port, address and MX: RFC 5321 §5.1.
                         attempt.errors.append(exc.error)
                     except NoSlot as exc:
+                        if self.raise_no_slot:
+                            raise
                         return _failed(exc, host=host.exchange, port=None)
         return _failed(
             _most_telling(attempt.errors),

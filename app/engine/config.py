@@ -33,6 +33,17 @@ class DnsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MxOverride:
+    """Limits for one MX group (a provider such as "gmail", or an MX host name) that replace
+    the defaults and the provider's built-in policy (seed 002's `limits` shape)."""
+
+    key: str
+    max_smtp_out: int | None = None  # simultaneous sessions
+    max_msg_per_connection: int | None = None  # recipients per session
+    max_errors_per_connection: int | None = None  # unknown recipients per session
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeConfig:
     hello_name: str = "localhost"
     from_email: str = "user@example.org"
@@ -48,4 +59,7 @@ class ProbeConfig:
     # Keep a session open this long after its last address, for the next one to the same MX
     # (0: one connection per check).
     session_idle_timeout: float = 0.0
+    # How long a check waits for a slot of a busy MX group.
+    slot_wait: float = 30.0
+    mx_overrides: tuple[MxOverride, ...] = ()
     backend_name: str = "mxprobe"

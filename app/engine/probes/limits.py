@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,15 +55,18 @@ async def acquire(limiter: MxLimiter, key: str, *, wait: float) -> Lease:
 class LocalMxLimiter:
     """In-process limits: sessions per MX group and in all."""
 
-    def __init__(self, *, per_mx: int, total: int) -> None:
+    def __init__(
+        self, *, per_mx: int, total: int, overrides: Mapping[str, int] | None = None
+    ) -> None:
         self.per_mx = per_mx
         self.total = total
+        self._overrides = dict(overrides or {})
         self._held: dict[str, int] = {}
         self._tokens = itertools.count()
 
     async def try_acquire(self, key: str) -> Lease | None:
         held = self._held.get(key, 0)
-        if held >= self.per_mx or sum(self._held.values()) >= self.total:
+        if held >= self._overrides.get(key, self.per_mx) or sum(self._held.values()) >= self.total:
             return None
         self._held[key] = held + 1
         return Lease(key, next(self._tokens))

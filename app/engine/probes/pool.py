@@ -64,11 +64,21 @@ class Use:
 
 class SessionPool:
     def __init__(
-        self, *, limiter: MxLimiter, idle_timeout: float = 5.0, slot_wait: float = 30.0
+        self,
+        *,
+        limiter: MxLimiter,
+        idle_timeout: float = 5.0,
+        slot_wait: float = 30.0,
+        max_waiters: int | None = None,
     ) -> None:
+        """`slot_wait`: how long a check waits for a slot of a busy MX group; `max_waiters`:
+        how many checks may wait for one group at once before the next is told `NoSlot` at
+        once (so a worker's tasks don't all queue behind one MX while others sit idle)."""
         self._limiter = limiter
         self.idle_timeout = idle_timeout
         self._slot_wait = slot_wait
+        self._max_waiters = max_waiters
+        self._waiting: dict[str, int] = {}
         self._idle: dict[Route, list[_Pooled]] = {}
         self._returned: dict[str, asyncio.Event] = {}
         self._reaper: asyncio.Task[None] | None = None
@@ -109,6 +119,29 @@ class SessionPool:
     async def _take(
         self, route: Route, *, connect: Callable[[], Awaitable[ProbeSession]]
     ) -> tuple[_Pooled, bool]:
+        key = route.limit_key
+        if self._max_waiters is not None and self._waiting.get(key, 0) >= self._max_waiters:
+            raise NoSlot(f"{self._waiting[key]} checks already wait for an SMTP slot for {key}")
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            lease_or_idle = await self._wait_for_slot(route)
+        finally:
+            self._waiting[key] -= 1
+        if isinstance(lease_or_idle, _Pooled):
+            return lease_or_idle, True
+        lease = lease_or_idle
+        try:
+            session = await connect()
+        except BaseException:
+            await self._limiter.release(lease)
+            raise
+        self.sessions_opened += 1
+        if self.idle_timeout > 0:
+            self._start_reaper()
+        return _Pooled(session=session, lease=lease), False
+
+    async def _wait_for_slot(self, route: Route) -> _Pooled | Lease:
+        """An idle session of ours on this route, or a fresh lease to open one."""
         deadline = time.monotonic() + self._slot_wait
         pause = 0.02
         while True:
@@ -116,11 +149,11 @@ class SessionPool:
             while idle:
                 pooled = idle.pop()
                 if pooled.session.is_open:
-                    return pooled, True
+                    return pooled
                 await self._discard(pooled)
             lease = await self._limiter.try_acquire(route.limit_key)
             if lease is not None:
-                break
+                return lease
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise NoSlot(f"no free SMTP slot for {route.limit_key}")
@@ -131,15 +164,6 @@ class SessionPool:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=min(pause, remaining))
             pause = min(pause * 2, 0.25)
-        try:
-            session = await connect()
-        except BaseException:
-            await self._limiter.release(lease)
-            raise
-        self.sessions_opened += 1
-        if self.idle_timeout > 0:
-            self._start_reaper()
-        return _Pooled(session=session, lease=lease), False
 
     async def _prepare(self, pooled: _Pooled, *, policy: ProviderPolicy, domain: str) -> None:
         session = pooled.session

@@ -1,0 +1,25 @@
+"""What a task does when its MX group has no free slot: come back a little later, as a new
+task, and free the worker for addresses on other MXes. Never sleep in the worker.
+
+A new task (rather than a retry) keeps `greylist_max_attempts` for real temporary answers. A
+crash between the defer and the end of this task just means the row runs twice, and storing
+a result is idempotent.
+"""
+
+from __future__ import annotations
+
+import random
+
+from procrastinate import JobContext
+
+from app import queue
+
+BASE_DELAY = 0.5  # seconds; jittered up to twice that so throttled tasks don't return in step
+
+
+async def defer_again(context: JobContext, *, job_id: int, position: int, email: str) -> None:
+    delay = BASE_DELAY * (1 + random.random())
+    deferrer = context.app.configure_task(
+        queue.VERIFY_TASK, queue=queue.VERIFY_QUEUE, schedule_in={"seconds": delay}
+    )
+    await deferrer.defer_async(job_id=job_id, position=position, email=email)
