@@ -72,7 +72,8 @@ async def verify_address(context: JobContext, *, job_id: int, position: int, ema
 
     try:
         output = await deps.verifier.check(job.options.check_request(email))
-    except NoSlot:
+    except NoSlot as exc:
+        log.info("row %s of job %s: %s; deferred again", position, job_id, exc)
         # Every slot of this MX group is busy: give the worker to other MXes and come back.
         await throttle.defer_again(context, job_id=job_id, position=position, email=email)
         return "throttled: re-deferred"

@@ -16,9 +16,14 @@ import asyncpg  # type: ignore[import-untyped]
 
 from app.engine.probes.limits import Lease
 
+# The slots we hold are filtered out in a fenced subquery (OFFSET 0) so that PostgreSQL cannot
+# evaluate pg_try_advisory_lock on them first: advisory locks stack within a session, and a
+# lock taken on a row the outer filter then drops would never be given back.
 _TAKE = """
-SELECT s FROM generate_series(0, $2::int - 1) AS s
-WHERE s <> ALL($3::int[]) AND pg_try_advisory_lock(hashtext('mxprobe:' || $1::text), s)
+SELECT s FROM (
+    SELECT s FROM generate_series(0, $2::int - 1) AS s WHERE s <> ALL($3::int[]) OFFSET 0
+) AS free
+WHERE pg_try_advisory_lock(hashtext('mxprobe:' || $1::text), s)
 LIMIT 1
 """
 _GIVE_BACK = "SELECT pg_advisory_unlock(hashtext('mxprobe:' || $1::text), $2::int)"

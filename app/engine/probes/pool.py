@@ -136,8 +136,6 @@ class SessionPool:
             await self._limiter.release(lease)
             raise
         self.sessions_opened += 1
-        if self.idle_timeout > 0:
-            self._start_reaper()
         return _Pooled(session=session, lease=lease), False
 
     async def _wait_for_slot(self, route: Route) -> _Pooled | Lease:
@@ -187,6 +185,7 @@ class SessionPool:
         else:
             pooled.idle_since = time.monotonic()
             self._idle.setdefault(route, []).append(pooled)
+            self._start_reaper()
         event = self._returned.get(route.limit_key)
         if event is not None:
             event.set()
@@ -210,8 +209,13 @@ class SessionPool:
             await asyncio.sleep(min(1.0, self.idle_timeout / 2))
             now = time.monotonic()
             for route, sessions in list(self._idle.items()):
-                for pooled in [p for p in sessions if now - p.idle_since >= self.idle_timeout]:
+                # Take the stale ones out first: a borrower may pop from the list while we
+                # await a QUIT below.
+                stale = [p for p in sessions if now - p.idle_since >= self.idle_timeout]
+                for pooled in stale:
                     sessions.remove(pooled)
-                    await self._discard(pooled)
                 if not sessions:
                     self._idle.pop(route, None)
+                for pooled in stale:
+                    with contextlib.suppress(Exception):
+                        await self._discard(pooled)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from app.db.mx_limits import PostgresMxLimiter
@@ -81,3 +82,25 @@ async def test_per_provider_overrides(limiter_factory: Factory) -> None:
 
     assert await limiter.try_acquire("gmail") is not None
     assert await limiter.try_acquire("gmail") is None
+
+
+async def test_giving_every_slot_back_leaves_no_lock_behind(
+    limiter_factory: Factory, database_url: str
+) -> None:
+    """Advisory locks stack within a session: taking a slot must never lock one we hold."""
+    limiter = await limiter_factory(per_mx=3, total=5)
+    leases = [await limiter.try_acquire("mx.stack.test") for _ in range(4)]
+    held = [lease for lease in leases if lease is not None]
+    for lease in held:
+        await limiter.release(lease)
+
+    assert len(held) == 3
+    conn = await asyncpg.connect(libpq_url(database_url))
+    try:
+        pid = await limiter._conn.fetchval("SELECT pg_backend_pid()")
+        left = await conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1", pid
+        )
+    finally:
+        await conn.close()
+    assert left == 0
