@@ -6,12 +6,16 @@ string that reaches the wire is checked for control characters first.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import ssl
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import aiosmtplib
+from aiosmtplib.protocol import SMTPProtocol
 
 from app.engine import errors
 from app.engine.config import ProxyConfig
@@ -42,6 +46,18 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
+class _SMTP(aiosmtplib.SMTP):
+    """aiosmtplib's client, telling when the connection is really gone."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gone = asyncio.Event()
+
+    def _on_connection_lost(self, protocol: SMTPProtocol) -> None:
+        super()._on_connection_lost(protocol)
+        self.gone.set()
+
+
 class ProbeSession:
     """An open SMTP session to one MX host address; carries several RCPTs if asked to."""
 
@@ -68,7 +84,7 @@ class ProbeSession:
         self._command_timeout = command_timeout
         self._proxy = proxy
         self._starttls = starttls
-        self._smtp: aiosmtplib.SMTP | None = None
+        self._smtp: _SMTP | None = None
         self.in_transaction = False
         self.tls = False
         self.rcpts_sent = 0
@@ -89,7 +105,7 @@ class ProbeSession:
             sock = await open_socket(
                 self._proxy, host=self.address, port=self.port, within=self._connect_timeout
             )
-        smtp = aiosmtplib.SMTP(
+        smtp = _SMTP(
             hostname=None if sock else self.address,
             port=None if sock else self.port,
             local_hostname=self.hello_name,
@@ -192,6 +208,10 @@ class ProbeSession:
             pass
         finally:
             smtp.close()
+        # Give the slot back only once the connection is closed (a TLS shutdown outlives
+        # QUIT's reply), or the server may count us one connection too many.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(smtp.gone.wait(), timeout=1.0)
 
 
 def _ms_since(started: float) -> int:

@@ -1,0 +1,170 @@
+"""Throughput within politeness (issue 4): 10,000 addresses over 100 domains on 10 MX hosts,
+50 ms per reply, each MX answering 421 past 5 simultaneous connections, submitted through
+`POST /v0/bulk` and run by 2 worker processes until `complete`.
+
+    .venv/bin/python -m bench.politeness [--addresses 10000] [--workers 2] [--concurrency 50]
+
+Prints: addresses/s end to end; the politeness bound (MX hosts x 5 / 0.05 s) and the ratio;
+procrastinate's own ceiling for no-op tasks in the same run and the ratio; SMTP round trips and
+connections per address and the most simultaneous connections each MX saw (from the fake MX
+logs); DATA commands seen; verdict accuracy. Then the same list verified Reacher's way (one
+connection per address, the catch-all probe never remembered) for comparison. Nothing is
+asserted: these machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import time
+from typing import Any
+
+import httpx
+
+from app.simulator.bench import bench_addresses
+from bench import _support
+from bench.bulk_end_to_end import noop_ceiling, run_bulk
+
+MX_HOSTS = 10
+MAX_CONNECTIONS = 5
+LATENCY = 0.05
+
+
+def world_stats(world: subprocess.Popen[str]) -> dict[str, dict[str, int]]:
+    assert world.stdout is not None
+    world.send_signal(signal.SIGUSR1)
+    stats: dict[str, dict[str, int]] = json.loads(world.stdout.readline())["stats"]
+    return stats
+
+
+def reset_world(world: subprocess.Popen[str]) -> None:
+    world.send_signal(signal.SIGUSR2)
+    time.sleep(0.3)
+
+
+def run(
+    url: str,
+    info: dict[str, Any],
+    world: subprocess.Popen[str],
+    emails: list[str],
+    expected: list[str],
+    *,
+    workers: int,
+    concurrency: int,
+    name: str,
+    **settings: object,
+) -> dict[str, Any]:
+    reset_world(world)
+    env = _support.env_for(
+        url,
+        **_support.world_settings(info),
+        mx_concurrency=MAX_CONNECTIONS,
+        worker_concurrency=concurrency,
+        greylist_retry_delay=5,
+        **settings,
+    )
+    api, base = _support.start_api(env)
+    procs = _support.start_workers(env, workers, concurrency)
+    try:
+        job_id, seconds = run_bulk(base, emails)
+        results = httpx.get(f"{base}/v0/bulk/{job_id}/download", timeout=120).json()["results"]
+    finally:
+        for proc in procs:
+            proc.stop()
+        api.stop()
+    stats = world_stats(world)
+    right = sum(r["is_reachable"] == e for r, e in zip(results, expected, strict=True))
+    n = len(emails)
+    return {
+        "name": name,
+        "seconds": seconds,
+        "rate": n / seconds,
+        "right": right,
+        "round_trips": sum(s["round_trips"] for s in stats.values()) / n,
+        "connections": sum(s["connections"] for s in stats.values()) / n,
+        "peak": {h: s["peak_connections"] for h, s in sorted(stats.items()) if s["connections"]},
+        "refused_421": sum(s["refused_421"] for s in stats.values()),
+        "data": sum(s["data"] for s in stats.values()),
+    }
+
+
+def report(result: dict[str, Any], n: int) -> None:
+    print(f"{result['name']}:")
+    print(f"  POST to complete     {result['seconds']:.1f} s = {result['rate']:.0f} addresses/s")
+    print(f"  verdicts right       {result['right']:,}/{n:,}")
+    print(f"  SMTP round trips     {result['round_trips']:.2f} per address (fake MX replies)")
+    print(f"  connections          {result['connections']:.3f} per address")
+    print(
+        f"  peak connections/MX  {max(result['peak'].values())} (limit {MAX_CONNECTIONS}): "
+        f"{result['peak']}"
+    )
+    print(f"  421 refusals         {result['refused_421']}")
+    print(f"  DATA commands        {result['data']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--addresses", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--skip-reacher-way", action="store_true")
+    args = parser.parse_args()
+    addresses = bench_addresses()[: args.addresses]
+    emails = [a.email for a in addresses]
+    expected = [a.expected.value for a in addresses]
+
+    world, info = _support.start_bench_world(latency=LATENCY)
+    try:
+        with _support.scratch_database("polite") as url:
+            ours = run(
+                url,
+                info,
+                world,
+                emails,
+                expected,
+                workers=args.workers,
+                concurrency=args.concurrency,
+                name="mxprobe (session reuse, shared limits)",
+            )
+            ceiling = noop_ceiling(url, args.addresses, args.workers, args.concurrency)
+        theirs = None
+        if not args.skip_reacher_way:
+            with _support.scratch_database("reacher") as url:
+                theirs = run(
+                    url,
+                    info,
+                    world,
+                    emails,
+                    expected,
+                    workers=args.workers,
+                    concurrency=args.concurrency,
+                    name="Reacher's way (a connection per address, catch-all each time)",
+                    session_idle_timeout=0,
+                    catch_all_ttl=0,
+                )
+    finally:
+        world.terminate()
+        world.wait()
+
+    n = len(emails)
+    bound = MX_HOSTS * MAX_CONNECTIONS / LATENCY
+    print(
+        f"{n:,} addresses, {args.workers} workers x concurrency {args.concurrency}, "
+        f"{MX_HOSTS} MX hosts x {MAX_CONNECTIONS} connections, {LATENCY * 1000:.0f} ms/reply"
+    )
+    report(ours, n)
+    target = min(bound, ceiling)
+    print(f"  politeness bound     {bound:.0f} addresses/s; ratio {ours['rate'] / bound:.2f}")
+    print(
+        f"  procrastinate no-op ceiling, same run: {ceiling:.0f} tasks/s; "
+        f"ratio {ours['rate'] / ceiling:.2f}"
+    )
+    print(f"  ratio to min(bound, ceiling) = {target:.0f}/s: {ours['rate'] / target:.2f}")
+    if theirs is not None:
+        report(theirs, n)
+
+
+if __name__ == "__main__":
+    main()
