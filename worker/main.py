@@ -36,7 +36,7 @@ async def run_async(
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set")
     concurrency = concurrency or settings.worker_concurrency
-    db_engine = make_engine(settings.database_url, pool_size=min(concurrency, 20))
+    db_engine = make_engine(settings.database_url, pool_size=min(concurrency, 20), pre_ping=False)
     app = queue.make_app(libpq_url(settings.database_url), pool_size=min(concurrency, 10) + 2)
     tasks.register(app)
     periodic.register(app, settings)
