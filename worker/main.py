@@ -13,6 +13,7 @@ from app.db.session import libpq_url, make_engine, make_sessionmaker
 from app.settings import Settings
 from app.verifiers import open_verifier
 from worker import periodic, tasks
+from worker.writer import ResultWriter
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,12 @@ async def run_async(
             ) as verifier,
             app.open_async(),
         ):
+            sessions = make_sessionmaker(db_engine)
             deps = tasks.Deps(
-                settings=settings, verifier=verifier, sessions=make_sessionmaker(db_engine)
+                settings=settings,
+                verifier=verifier,
+                sessions=sessions,
+                writer=ResultWriter(sessions),
             )
             await app.run_worker_async(
                 queues=[queue.VERIFY_QUEUE, queue.MAINTENANCE_QUEUE],

@@ -32,6 +32,7 @@ from app.engine.model import (
 )
 from app.settings import Settings
 from worker import retry, throttle
+from worker.writer import ResultWriter
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Deps:
     settings: Settings
     verifier: Verifier
     sessions: async_sessionmaker[AsyncSession]
+    writer: ResultWriter
     # A job's options and cancelled flag, remembered briefly: thousands of rows of one job
     # would otherwise each read the same row. (Cancelling also removes waiting tasks at once.)
     jobs_seen: TTLCache[int, jobs.TaskJob | None] = field(
@@ -103,16 +105,16 @@ async def verify_address(context: JobContext, *, job_id: int, position: int, ema
             )
         output = output.model_copy(update={"is_reachable": Reachable.UNKNOWN})
 
-    async with session_scope(deps.sessions) as session:
-        stored = await results.record(
-            session,
+    await deps.writer.write(
+        results.NewResult(
             job_id=job_id,
             position=position,
             email=email,
             verdict=output.is_reachable.value,
             output=output.to_json(),
         )
-    return output.is_reachable.value if stored else "already stored"
+    )
+    return output.is_reachable.value
 
 
 def failed_output(email: str, exc: Exception) -> CheckEmailOutput:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Integer, Text, cast, func, literal, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import COUNTER_SHARDS, VERDICTS, BulkJobCounter, BulkResult
+from app.db.models import COUNTER_SHARDS, VERDICTS, BulkResult
 
 
 async def record(
@@ -29,37 +29,67 @@ async def record(
     what the insert returned, so a row is counted exactly when it is stored. Returns whether
     this call stored it.
     """
-    if verdict not in VERDICTS:
-        raise ValueError(f"unknown verdict {verdict!r}")
-    inserted = (
-        insert(BulkResult)
-        .values(job_id=job_id, position=position, email=email, verdict=verdict, output=output)
-        .on_conflict_do_nothing(index_elements=[BulkResult.job_id, BulkResult.position])
-        .returning(BulkResult.verdict)
-        .cte("inserted")
-    )
-    counts = select(
-        literal(job_id).label("job_id"),
-        literal(position % COUNTER_SHARDS).label("shard"),
-        *(cast(inserted.c.verdict == name, Integer).label(f"total_{name}") for name in VERDICTS),
-        func.now().label("last_counted_at"),
-    ).select_from(inserted)
-    add = insert(BulkJobCounter).from_select(
-        ["job_id", "shard", *(f"total_{name}" for name in VERDICTS), "last_counted_at"], counts
-    )
-    upsert = add.on_conflict_do_update(
-        index_elements=[BulkJobCounter.job_id, BulkJobCounter.shard],
-        set_={
-            **{
-                f"total_{name}": getattr(BulkJobCounter, f"total_{name}")
-                + getattr(add.excluded, f"total_{name}")
-                for name in VERDICTS
-            },
-            "last_counted_at": add.excluded.last_counted_at,
+    row = NewResult(job_id, position, email, verdict, output)
+    return await record_many(session, [row]) == 1
+
+
+@dataclass(frozen=True, slots=True)
+class NewResult:
+    job_id: int
+    position: int
+    email: str
+    verdict: str
+    output: dict[str, Any]
+
+
+_RECORD_MANY = text(
+    f"""
+WITH inserted AS (
+    INSERT INTO bulk_results (job_id, position, email, verdict, output)
+    SELECT job_id, position, email, verdict, output::json
+      FROM unnest(CAST(:job_ids AS bigint[]), CAST(:positions AS int[]),
+                  CAST(:emails AS text[]), CAST(:verdicts AS text[]), CAST(:outputs AS text[]))
+           AS row(job_id, position, email, verdict, output)
+    ON CONFLICT (job_id, position) DO NOTHING
+    RETURNING job_id, position, verdict
+), counted AS (
+    INSERT INTO bulk_job_counters
+           (job_id, shard, {", ".join(f"total_{v}" for v in VERDICTS)}, last_counted_at)
+    SELECT job_id, position % {COUNTER_SHARDS},
+           {", ".join(f"count(*) FILTER (WHERE verdict = '{v}')" for v in VERDICTS)}, now()
+      FROM inserted
+     GROUP BY job_id, position % {COUNTER_SHARDS}
+    ON CONFLICT (job_id, shard) DO UPDATE SET
+           {
+        ", ".join(f"total_{v} = bulk_job_counters.total_{v} + excluded.total_{v}" for v in VERDICTS)
+    },
+           last_counted_at = excluded.last_counted_at
+    RETURNING 1
+)
+SELECT count(*) FROM inserted
+"""
+)
+
+
+async def record_many(session: AsyncSession, rows: Sequence[NewResult]) -> int:
+    """`record` for many rows in one statement (the worker's group commit); returns how many
+    were stored now (rows already stored are skipped and not counted again)."""
+    for row in rows:
+        if row.verdict not in VERDICTS:
+            raise ValueError(f"unknown verdict {row.verdict!r}")
+    # One row per (job, position): a batch holding a row twice would count it twice.
+    unique = list({(r.job_id, r.position): r for r in rows}.values())
+    stored = await session.scalar(
+        _RECORD_MANY,
+        {
+            "job_ids": [r.job_id for r in unique],
+            "positions": [r.position for r in unique],
+            "emails": [r.email for r in unique],
+            "verdicts": [r.verdict for r in unique],
+            "outputs": [orjson.dumps(r.output).decode() for r in unique],
         },
-    ).returning(BulkJobCounter.shard)
-    counted = (await session.execute(upsert)).first()
-    return counted is not None
+    )
+    return int(stored or 0)
 
 
 async def count(session: AsyncSession, job_id: int) -> int:

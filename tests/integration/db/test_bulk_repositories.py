@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -119,7 +120,7 @@ async def test_results_stream_in_input_order_whatever_the_completion_order(
     ]
 
     assert len(texts) == 1100
-    assert texts[0].startswith('{"input": "0@x.test", "is_reachable": "safe"')
+    assert json.loads(texts[0])["input"] == "0@x.test"
     assert [o["input"] for o in decoded] == [f"{p}@x.test" for p in range(1100)]
 
 

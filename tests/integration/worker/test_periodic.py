@@ -16,6 +16,7 @@ from app.db.session import make_engine, make_sessionmaker
 from app.engine import Resolver, Verifier
 from app.settings import Settings
 from worker import periodic, tasks
+from worker.writer import ResultWriter
 
 
 @pytest.fixture
@@ -32,6 +33,7 @@ async def context(fresh_database_url: str) -> AsyncIterator[JobContext]:
         settings=settings,
         verifier=Verifier(settings.probe_config(), resolver=resolver),
         sessions=make_sessionmaker(engine),
+        writer=ResultWriter(make_sessionmaker(engine)),
     )
     app = queue.make_app(fresh_database_url, pool_size=2)
     async with app.open_async():

@@ -1,0 +1,65 @@
+"""Group commit: results of concurrent tasks are stored together, one statement per batch.
+
+A task hands its result to the writer and waits until the batch holding it is committed, so a
+task still only ends (and procrastinate only marks its job done) once its result is durable;
+but fifty tasks finishing together cost one round trip and one transaction, not fifty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import results
+from app.db.session import session_scope
+
+
+class ResultWriter:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        max_batch: int = 500,
+        linger: float = 0.005,
+    ) -> None:
+        self._sessions = sessions
+        self._max_batch = max_batch
+        self._linger = linger
+        self._pending: list[tuple[results.NewResult, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def write(self, row: results.NewResult) -> None:
+        """Return once `row` is committed (or raise what storing it raised)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((row, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="mxprobe-result-writer")
+        await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            # Linger a moment so the results of tasks finishing together share a batch.
+            await asyncio.sleep(self._linger)
+            batch, self._pending = (
+                self._pending[: self._max_batch],
+                self._pending[self._max_batch :],
+            )
+            try:
+                async with session_scope(self._sessions) as session:
+                    await results.record_many(session, [row for row, _ in batch])
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                        done.exception()  # retrieved by the waiting task, or by nobody
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            with contextlib.suppress(Exception):
+                await self._flusher
