@@ -15,6 +15,7 @@ asserted: these machines are noisy.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import time
 from typing import Any
 
 import httpx
+import psutil
 
 from app.simulator.bench import bench_addresses
 from bench import _support
@@ -42,6 +44,21 @@ def world_stats(world: subprocess.Popen[str]) -> dict[str, dict[str, int]]:
 def reset_world(world: subprocess.Popen[str]) -> None:
     world.send_signal(signal.SIGUSR2)
     time.sleep(0.3)
+
+
+def _postgres_cpu() -> float:
+    total = 0.0
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] == "postgres":
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+    return total
+
+
+def _cpu(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def run(
@@ -68,7 +85,14 @@ def run(
     api, base = _support.start_api(env)
     procs = _support.start_workers(env, workers, concurrency)
     try:
+        pg_before, world_before = _postgres_cpu(), _cpu(world.pid)
         job_id, seconds = run_bulk(base, emails)
+        cpu = {
+            "workers": sum(_cpu(p.pid) for p in procs),
+            "postgres": _postgres_cpu() - pg_before,
+            "fake MXes": _cpu(world.pid) - world_before,
+            "api": _cpu(api.pid),
+        }
         results = httpx.get(f"{base}/v0/bulk/{job_id}/download", timeout=120).json()["results"]
     finally:
         for proc in procs:
@@ -87,6 +111,7 @@ def run(
         "peak": {h: s["peak_connections"] for h, s in sorted(stats.items()) if s["connections"]},
         "refused_421": sum(s["refused_421"] for s in stats.values()),
         "data": sum(s["data"] for s in stats.values()),
+        "cpu_ms": {k: v * 1000 / n for k, v in cpu.items()},
     }
 
 
@@ -102,6 +127,8 @@ def report(result: dict[str, Any], n: int) -> None:
     )
     print(f"  421 refusals         {result['refused_421']}")
     print(f"  DATA commands        {result['data']}")
+    spent = ", ".join(f"{k} {v:.2f}" for k, v in result["cpu_ms"].items())
+    print(f"  CPU ms per address   {spent} (2 cores = 2,000 ms/s)")
 
 
 def main() -> None:
@@ -109,13 +136,14 @@ def main() -> None:
     parser.add_argument("--addresses", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--latency", type=float, default=LATENCY, help="seconds per reply")
     parser.add_argument("--skip-reacher-way", action="store_true")
     args = parser.parse_args()
     addresses = bench_addresses()[: args.addresses]
     emails = [a.email for a in addresses]
     expected = [a.expected.value for a in addresses]
 
-    world, info = _support.start_bench_world(latency=LATENCY)
+    world, info = _support.start_bench_world(latency=args.latency)
     try:
         with _support.scratch_database("polite") as url:
             ours = run(
@@ -149,7 +177,7 @@ def main() -> None:
         world.wait()
 
     n = len(emails)
-    bound = MX_HOSTS * MAX_CONNECTIONS / LATENCY
+    bound = MX_HOSTS * MAX_CONNECTIONS / max(args.latency, 1e-3)
     print(
         f"{n:,} addresses, {args.workers} workers x concurrency {args.concurrency}, "
         f"{MX_HOSTS} MX hosts x {MAX_CONNECTIONS} connections, {LATENCY * 1000:.0f} ms/reply"
@@ -162,6 +190,10 @@ def main() -> None:
         f"ratio {ours['rate'] / ceiling:.2f}"
     )
     print(f"  ratio to min(bound, ceiling) = {target:.0f}/s: {ours['rate'] / target:.2f}")
+    print(
+        f"  CPU per address, all processes: {sum(ours['cpu_ms'].values()):.1f} ms; a no-op task"
+        f" at the ceiling costs about {2000 / ceiling:.1f} ms (both cores busy)"
+    )
     if theirs is not None:
         report(theirs, n)
 
