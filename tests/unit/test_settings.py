@@ -82,3 +82,25 @@ def test_proxy_credentials_never_appear_in_output() -> None:
 
     assert proxy.public() == {"host": "proxy.test", "port": 1080}
     assert "secret" not in repr(proxy)
+
+
+def test_mx_limits_take_the_reacher_spec_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "MXPROBE_MX_LIMITS",
+        '{"gmail": {"max_smtp_out": 2, "max-msg-per-connection": 500,'
+        ' "max-errors-per-connection": 3}, "MX.Example.TEST": {"max_smtp_out": 1}}',
+    )
+
+    settings = Settings()
+    overrides = {o.key: o for o in settings.probe_config().mx_overrides}
+
+    assert settings.session_limits() == {"gmail": 2, "mx.example.test": 1}
+    assert overrides["gmail"].max_msg_per_connection == 500
+    assert overrides["gmail"].max_errors_per_connection == 3
+
+
+def test_unknown_mx_limit_keys_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MXPROBE_MX_LIMITS", '{"gmail": {"max_smtp": 2}}')
+
+    with pytest.raises(pydantic.ValidationError):
+        Settings()

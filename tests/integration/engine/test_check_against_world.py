@@ -423,3 +423,17 @@ async def test_reused_sessions_give_the_verdicts_fresh_ones_do(world: World) -> 
 
     assert reused == fresh
     assert reused_connections < fresh_connections / 2
+
+
+async def test_an_mx_limits_override_caps_recipients_per_session(world: World) -> None:
+    settings = world_settings(world, mx_limits={"mx.normal.test": {"max_msg_per_connection": 1}})
+    resolver = Resolver(settings.dns_config())
+    verifier = Verifier(settings.probe_config(), resolver=resolver)
+    try:
+        for name in ("x1", "x2", "x3"):
+            await check(verifier, f"{name}@normal.test")
+    finally:
+        await verifier.close()
+        await resolver.close()
+
+    assert world.recorder("mx.normal.test").connections == 3
