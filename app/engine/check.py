@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import random
 import time
 from dataclasses import dataclass, field
@@ -146,7 +147,8 @@ class Verifier:
                 mx = MxDetails(accepts_mail=lookup.accepts_mail, records=lookup.records)
                 if lookup.accepts_mail:
                     provider = providers.provider_from_mx(lookup.hosts[0].exchange).value
-                    probe = await self._probe(
+                    ask = functools.partial(
+                        self._probe,
                         parsed,
                         lookup,
                         hello_name=hello_name,
@@ -154,20 +156,14 @@ class Verifier:
                         ports=ports,
                         proxy=proxy,
                     )
+                    probe = await ask()
                     wait = self.config.greylist_inline_retry
                     if probe.temporary and wait > 0:
+                        # Greylisting is keyed by (client, sender, recipient): the same again.
                         await asyncio.sleep(wait)
-                        retry = await self._probe(
-                            parsed,
-                            lookup,
-                            hello_name=hello_name,
-                            from_email=from_email,
-                            ports=ports,
-                            proxy=proxy,
-                        )
-                        if retry.debug is not None:
-                            retry.debug = retry.debug.model_copy(update={"attempts": 2})
-                        probe = retry
+                        probe = await ask()
+                        if probe.debug is not None:
+                            probe.debug = probe.debug.model_copy(update={"attempts": 2})
 
         reachable = verdict.is_reachable(
             syntax_valid=parsed.is_valid, mx=mx, smtp=probe.smtp, misc=misc

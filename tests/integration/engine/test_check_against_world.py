@@ -5,23 +5,28 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
-from app.engine import CheckRequest, MemoryCatchAllStore, Resolver, Verifier, errors
+from app.engine import CheckRequest, MemoryCatchAllStore, Verifier, errors
 from app.simulator import World
+from app.verifiers import open_verifier
 from tests.conftest import world_settings
 
 
 @pytest.fixture
 async def verifier(world: World) -> AsyncIterator[Verifier]:
-    settings = world_settings(world)
-    resolver = Resolver(settings.dns_config())
-    verifier = Verifier(settings.probe_config(), resolver=resolver)
-    yield verifier
-    await verifier.close()
-    await resolver.close()
+    async with verifier_for(world) as verifier:
+        yield verifier
+
+
+@asynccontextmanager
+async def verifier_for(world: World, **overrides: object) -> AsyncIterator[Verifier]:
+    """The engine pointed at the world, with this test's settings, closed afterwards."""
+    async with open_verifier(world_settings(world, **overrides), shared_limits=False) as verifier:
+        yield verifier
 
 
 async def check(verifier: Verifier, address: str) -> dict[str, Any]:
@@ -113,14 +118,8 @@ async def test_refused_connection_is_unknown(verifier: Verifier) -> None:
 
 
 async def test_tarpit_times_out_as_unknown(world: World) -> None:
-    settings = world_settings(world, connect_timeout=0.5)
-    resolver = Resolver(settings.dns_config())
-    verifier = Verifier(settings.probe_config(), resolver=resolver)
-    try:
+    async with verifier_for(world, connect_timeout=0.5) as verifier:
         result = await check(verifier, "alice@tarpit.test")
-    finally:
-        await verifier.close()
-        await resolver.close()
 
     assert result["is_reachable"] == "unknown"
     assert result["smtp"]["error"] == {
@@ -139,14 +138,8 @@ async def test_greylisting_is_temporary_not_invalid(verifier: Verifier, world: W
 
 
 async def test_a_single_check_may_retry_greylisting_once_in_its_budget(world: World) -> None:
-    settings = world_settings(world, check_greylist_wait=1.2)
-    resolver = Resolver(settings.dns_config())
-    verifier = Verifier(settings.probe_config(), resolver=resolver)
-    try:
+    async with verifier_for(world, check_greylist_wait=1.2) as verifier:
         result = await check(verifier, "alice@greylist.test")
-    finally:
-        await verifier.close()
-        await resolver.close()
 
     assert result["is_reachable"] == "safe"
     assert result["debug"]["probe"]["attempts"] == 2
@@ -232,14 +225,8 @@ async def test_busy_server_answering_421_is_temporary(verifier: Verifier, world:
 
 
 async def test_private_mx_is_not_contacted_unless_allowed(world: World) -> None:
-    settings = world_settings(world, allow_private_mx=False)
-    resolver = Resolver(settings.dns_config())
-    verifier = Verifier(settings.probe_config(), resolver=resolver)
-    try:
+    async with verifier_for(world, allow_private_mx=False) as verifier:
         result = await check(verifier, "alice@normal.test")
-    finally:
-        await verifier.close()
-        await resolver.close()
 
     assert result["is_reachable"] == "unknown"
     assert result["smtp"]["error"]["type"] == "PrivateMx"
@@ -354,16 +341,10 @@ async def test_later_addresses_reuse_the_open_session(verifier: Verifier, world:
 
 
 async def test_an_idle_session_is_closed_politely(world: World) -> None:
-    settings = world_settings(world, session_idle_timeout=0.3)
-    resolver = Resolver(settings.dns_config())
-    verifier = Verifier(settings.probe_config(), resolver=resolver)
-    try:
+    async with verifier_for(world, session_idle_timeout=0.3) as verifier:
         await check(verifier, "alice@normal.test")
         await asyncio.sleep(1.0)
         verbs = [line.split()[0].upper() for _, line in world.recorder("mx.normal.test").commands]
-    finally:
-        await verifier.close()
-        await resolver.close()
 
     assert verbs[-1] == "QUIT"
     assert world.recorder("mx.normal.test").active == 0
@@ -405,14 +386,8 @@ async def test_reused_sessions_give_the_verdicts_fresh_ones_do(world: World) -> 
     ] * 2
 
     async def run(idle_timeout: float) -> list[tuple[str, object]]:
-        settings = world_settings(world, session_idle_timeout=idle_timeout)
-        resolver = Resolver(settings.dns_config())
-        verifier = Verifier(settings.probe_config(), resolver=resolver)
-        try:
+        async with verifier_for(world, session_idle_timeout=idle_timeout) as verifier:
             outputs = [await verifier.check(CheckRequest(to_email=a)) for a in addresses]
-        finally:
-            await verifier.close()
-            await resolver.close()
         return [(o.is_reachable.value, o.to_json()["smtp"]) for o in outputs]
 
     fresh = await run(0.0)
@@ -426,14 +401,10 @@ async def test_reused_sessions_give_the_verdicts_fresh_ones_do(world: World) -> 
 
 
 async def test_an_mx_limits_override_caps_recipients_per_session(world: World) -> None:
-    settings = world_settings(world, mx_limits={"mx.normal.test": {"max_msg_per_connection": 1}})
-    resolver = Resolver(settings.dns_config())
-    verifier = Verifier(settings.probe_config(), resolver=resolver)
-    try:
+    async with verifier_for(
+        world, mx_limits={"mx.normal.test": {"max_msg_per_connection": 1}}
+    ) as verifier:
         for name in ("x1", "x2", "x3"):
             await check(verifier, f"{name}@normal.test")
-    finally:
-        await verifier.close()
-        await resolver.close()
 
     assert world.recorder("mx.normal.test").connections == 3
