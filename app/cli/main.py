@@ -35,6 +35,17 @@ def _database_url(settings: Settings) -> str:
     return url
 
 
+def _require_schema(url: str) -> None:
+    """Say plainly what to do when the database was never migrated (or is behind)."""
+    from app.db import migrate as migrations
+
+    if migrations.current(url) != migrations.head():
+        console.print(
+            "[red]The database schema is missing or out of date: run `mxprobe migrate`.[/]"
+        )
+        raise typer.Exit(2)
+
+
 def _exit_cleanly_on_sigterm() -> None:
     """uvicorn and procrastinate re-raise SIGTERM once they have shut down; make that a normal
     exit so exit handlers run (the last process using the embedded PostgreSQL stops it)."""
@@ -95,7 +106,7 @@ def api(
     """Run the HTTP API alone."""
     import uvicorn
 
-    _database_url(get_settings())
+    _require_schema(_database_url(get_settings()))
     get_settings.cache_clear()
     _exit_cleanly_on_sigterm()
     uvicorn.run("app.api.main:create_app", factory=True, host=host, port=port, log_level="info")
@@ -110,7 +121,7 @@ def worker(
     """Run one worker process that drains the queue."""
     from worker.main import run  # the CLI is an entry point; it may start a worker
 
-    _database_url(get_settings())
+    _require_schema(_database_url(get_settings()))
     get_settings.cache_clear()
     _exit_cleanly_on_sigterm()
     run(get_settings(), concurrency=concurrency)

@@ -129,3 +129,18 @@ def test_api_and_worker_started_separately_share_one_embedded_server(
             proc.wait(timeout=30)
 
     assert not _postmaster_running(tmp_path), "the last process out did not stop PostgreSQL"
+
+
+def test_a_worker_on_an_unmigrated_database_says_what_to_do(world: World, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "worker"],
+        env=_env(world, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 2
+    assert "mxprobe migrate" in done.stdout
+    assert not _postmaster_running(tmp_path)
