@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     mx_concurrency: int = Field(default=5, ge=1)
     session_idle_timeout: float = Field(default=5.0, ge=0)
     slot_wait: float = Field(default=10.0, ge=0)
+    busy_cooldown: float = Field(default=60.0, ge=0)
     mx_limits: dict[str, MxLimit] = Field(default_factory=dict)
     global_concurrency: int = Field(default=200, ge=1)
 
@@ -146,6 +147,7 @@ class Settings(BaseSettings):
             starttls=self.starttls,
             session_idle_timeout=self.session_idle_timeout,
             slot_wait=self.slot_wait,
+            busy_cooldown=self.busy_cooldown,
             mx_overrides=tuple(
                 MxOverride(
                     key=key.lower(),

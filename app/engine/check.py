@@ -252,6 +252,8 @@ class Verifier:
                     except _Unreachable as exc:
                         # Try the next port, address and MX: RFC 5321 §5.1.
                         attempt.errors.append(exc.error)
+                        if _says_busy(exc.error):
+                            await self.pool.shed(route.limit_key, seconds=self.config.busy_cooldown)
                     except NoSlot as exc:
                         if self.raise_no_slot:
                             raise
@@ -356,6 +358,14 @@ class Verifier:
             port=session.port,
             temporary=answer.retryable,
         )
+
+
+def _says_busy(error: errors.SmtpError) -> bool:
+    """A 421 banner ("too many connections") even after backing off, or a banner that never
+    came (a tarpit): this MX group wants fewer of our sessions for a while."""
+    if isinstance(error, errors.SmtpProtocolError):
+        return error.code == 421
+    return isinstance(error, errors.SmtpTimeout)
 
 
 class _Unreachable(Exception):

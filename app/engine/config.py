@@ -61,5 +61,7 @@ class ProbeConfig:
     session_idle_timeout: float = 0.0
     # How long a check waits for a slot of a busy MX group.
     slot_wait: float = 30.0
+    # After a 421 banner or a banner timeout, one slot of that MX group stays unused this long.
+    busy_cooldown: float = 60.0
     mx_overrides: tuple[MxOverride, ...] = ()
     backend_name: str = "mxprobe"

@@ -79,6 +79,8 @@ class SessionPool:
         self._slot_wait = slot_wait
         self._max_waiters = max_waiters
         self._waiting: dict[str, int] = {}
+        self._shed: dict[str, int] = {}
+        self._shedding: set[asyncio.Task[None]] = set()
         self._idle: dict[Route, list[_Pooled]] = {}
         self._returned: dict[str, asyncio.Event] = {}
         self._reaper: asyncio.Task[None] | None = None
@@ -105,7 +107,35 @@ class SessionPool:
             raise
         await self._give_back(route, pooled, policy=policy)
 
+    async def shed(self, key: str, *, seconds: float, at_most: int = 2) -> bool:
+        """The MX group said it is busy (421) or stalled: hold one of its slots unused for
+        `seconds`, so every process sharing the budget presses on it less for a while."""
+        if self._shed.get(key, 0) >= at_most:
+            return False
+        lease = await self._limiter.try_acquire(key)
+        if lease is None:
+            return False
+        self._shed[key] = self._shed.get(key, 0) + 1
+        task = asyncio.create_task(self._unshed(lease, seconds), name=f"mxprobe-shed-{key}")
+        self._shedding.add(task)
+        task.add_done_callback(self._shedding.discard)
+        return True
+
+    def shed_slots(self, key: str) -> int:
+        return self._shed.get(key, 0)
+
+    async def _unshed(self, lease: Lease, seconds: float) -> None:
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._shed[lease.key] -= 1
+            await self._limiter.release(lease)
+
     async def close(self) -> None:
+        for task in list(self._shedding):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from app.engine import CheckRequest, MemoryCatchAllStore, Verifier, errors
+from app.engine import (
+    CheckRequest,
+    LocalMxLimiter,
+    MemoryCatchAllStore,
+    Resolver,
+    SessionPool,
+    Verifier,
+    errors,
+)
 from app.simulator import World
 from app.verifiers import open_verifier
 from tests.conftest import world_settings
@@ -408,3 +416,28 @@ async def test_an_mx_limits_override_caps_recipients_per_session(world: World) -
             await check(verifier, f"{name}@normal.test")
 
     assert world.recorder("mx.normal.test").connections == 3
+
+
+async def test_a_busy_mx_gets_one_slot_fewer_for_a_while(world: World) -> None:
+    host, port = "127.0.0.19", world.smtp_port
+    settings = world_settings(world, busy_cooldown=0.5)
+    limiter = LocalMxLimiter(per_mx=5, total=100)
+    pool = SessionPool(limiter=limiter, idle_timeout=0)
+    resolver = Resolver(settings.dns_config())
+    verifier = Verifier(settings.probe_config(), resolver=resolver, pool=pool)
+    reader, writer = await asyncio.open_connection(host, port)  # the only slot busy.test has
+    await reader.readline()
+    try:
+        output = await verifier.check(CheckRequest(to_email="alice@busy.test"))
+        held_after_421 = limiter.in_use("mx.busy.test")
+        await asyncio.sleep(0.8)
+        held_later = limiter.in_use("mx.busy.test")
+    finally:
+        writer.close()
+        await writer.wait_closed()
+        await verifier.close()
+        await resolver.close()
+
+    assert output.is_temporary
+    assert held_after_421 == 1  # one slot parked: every process sharing the budget sees it
+    assert held_later == 0
