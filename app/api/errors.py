@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import bulk
+
 
 class ApiError(Exception):
     status_code = 400
@@ -18,22 +20,6 @@ class ApiError(Exception):
         self.message = message
         if status_code is not None:
             self.status_code = status_code
-
-
-class NotFound(ApiError):
-    status_code = 404
-
-
-class Conflict(ApiError):
-    status_code = 409
-
-
-class Unauthorized(ApiError):
-    status_code = 401
-
-
-class PayloadTooLarge(ApiError):
-    status_code = 413
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -66,7 +52,22 @@ def _describe(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _status_of(exc: bulk.BulkError) -> int:
+    """The bulk use cases' errors, as HTTP statuses."""
+    if isinstance(exc, bulk.JobNotFound):
+        return 404
+    if isinstance(exc, bulk.JobNotFinished):
+        return 409
+    if isinstance(exc, bulk.TooManyEmails):
+        return 413
+    return 400
+
+
 def install(app: FastAPI) -> None:
+    async def on_bulk_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, bulk.BulkError)
+        return JSONResponse({"error": str(exc)}, status_code=_status_of(exc))
+
     async def on_api_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
         return JSONResponse({"error": exc.message}, status_code=exc.status_code)
@@ -84,6 +85,7 @@ def install(app: FastAPI) -> None:
     async def on_unexpected(_request: Request, _exc: Exception) -> JSONResponse:
         return JSONResponse({"error": "internal server error"}, status_code=500)
 
+    app.add_exception_handler(bulk.BulkError, on_bulk_error)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

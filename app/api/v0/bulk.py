@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from app import bulk
 from app.api.deps import AppSettings, DbSession
-from app.api.errors import ERROR_RESPONSES, ApiError, Conflict, NotFound, PayloadTooLarge
+from app.api.errors import ERROR_RESPONSES
 from app.api.v0.schemas import ProbeOptions
 
 router = APIRouter()
@@ -131,29 +131,15 @@ def status_body(progress: bulk.JobProgress) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-def api_error(exc: bulk.BulkError) -> ApiError:
-    """The bulk use cases' errors, as HTTP errors."""
-    if isinstance(exc, bulk.JobNotFound):
-        return NotFound(str(exc))
-    if isinstance(exc, bulk.JobNotFinished):
-        return Conflict(str(exc))
-    if isinstance(exc, bulk.TooManyEmails):
-        return PayloadTooLarge(str(exc))
-    return ApiError(str(exc))
-
-
 @router.post("/v0/bulk", responses=BULK_RESPONSES)
 async def create_bulk_job(body: BulkIn, session: DbSession, settings: AppSettings) -> BulkCreated:
     """Create a job: one verification task per address, all in one transaction."""
-    try:
-        job_id = await bulk.submit(
-            session,
-            emails=body.emails(),
-            options=body.job_options(),
-            max_emails=settings.bulk_max_emails,
-        )
-    except bulk.BulkError as exc:
-        raise api_error(exc) from exc
+    job_id = await bulk.submit(
+        session,
+        emails=body.emails(),
+        options=body.job_options(),
+        max_emails=settings.bulk_max_emails,
+    )
     return BulkCreated(job_id=job_id)
 
 
@@ -165,18 +151,12 @@ STATUS_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.get("/v0/bulk/{job_id}", responses=STATUS_RESPONSES)
 async def get_bulk_job(job_id: JobId, session: DbSession) -> JSONResponse:
-    try:
-        progress = await bulk.status(session, job_id)
-    except bulk.BulkError as exc:
-        raise api_error(exc) from exc
+    progress = await bulk.status(session, job_id)
     return JSONResponse(status_body(progress))
 
 
 @router.delete("/v0/bulk/{job_id}", responses=STATUS_RESPONSES)
 async def cancel_bulk_job(job_id: JobId, session: DbSession) -> JSONResponse:
     """Cancel the tasks not started yet; keep what is verified (status and download work)."""
-    try:
-        progress = await bulk.cancel(session, job_id)
-    except bulk.BulkError as exc:
-        raise api_error(exc) from exc
+    progress = await bulk.cancel(session, job_id)
     return JSONResponse(status_body(progress))

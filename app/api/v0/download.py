@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from app import bulk
 from app.api.deps import DbSession, SessionFactory
 from app.api.v0 import csv_export
-from app.api.v0.bulk import BULK_RESPONSES, JobId, api_error
+from app.api.v0.bulk import BULK_RESPONSES, JobId
 
 router = APIRouter()
 
@@ -61,10 +61,7 @@ async def download_bulk_results(
     format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
 ) -> StreamingResponse:
     """A complete job's results; a cancelled job's results so far. Running: 409."""
-    try:
-        await bulk.downloadable(session, job_id)
-    except bulk.BulkError as exc:
-        raise api_error(exc) from exc
+    await bulk.downloadable(session, job_id)
     if format == "csv":
         return StreamingResponse(
             csv_body(factory, job_id),
