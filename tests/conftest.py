@@ -44,9 +44,12 @@ def session_world() -> Iterator[World]:
 
 @pytest.fixture
 def world(session_world: World) -> Iterator[World]:
+    """The shared world with fresh logs, and no greylisting triplet remembered from before."""
     session_world.reset_recorders()
+    session_world.reset_greylists()
     yield session_world
     assert session_world.total_data_commands() == 0, "a fake MX received DATA"
+    session_world.reset_greylists()
 
 
 def world_settings(world: World, **overrides: object) -> Settings:

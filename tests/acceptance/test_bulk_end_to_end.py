@@ -22,14 +22,6 @@ from tests.fixtures.bulk import EXPECTED, check_counts, fast_bulk_env, summary_o
 from tests.fixtures.services import Service, service_env, start_api, start_worker
 
 
-@pytest.fixture(autouse=True)
-def _fresh_greylists(world: World) -> Iterator[None]:
-    """Greylisting remembers triplets: start clean, and leave no trace for other tests."""
-    world.reset_greylists()
-    yield
-    world.reset_greylists()
-
-
 @pytest.fixture
 def env(world: World, fresh_database_url: str) -> dict[str, str]:
     return service_env(fresh_database_url, {**world_env(world), **fast_bulk_env()})

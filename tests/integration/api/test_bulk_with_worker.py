@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import csv
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -29,14 +29,6 @@ def bulk_settings(world: World, database_url: str, **overrides: object) -> Setti
     values: dict[str, object] = {"database_url": database_url, **FAST_BULK}
     values.update(overrides)
     return world_settings(world, **values)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_greylists(world: World) -> Iterator[None]:
-    """Greylisting remembers triplets: start clean, and leave no trace for other tests."""
-    world.reset_greylists()
-    yield
-    world.reset_greylists()
 
 
 @pytest.fixture
