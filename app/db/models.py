@@ -1,4 +1,4 @@
-"""Tables of the bulk half: a job, its per-row results, and its sharded progress counters.
+"""Tables: bulk jobs, their per-row results and sharded progress counters; shared MX state.
 
 A job's input addresses travel in its procrastinate tasks (one per row, carrying the row's
 position); a result row appears when a worker has verified that position. Progress is counted
@@ -96,3 +96,13 @@ class BulkJobCounter(Base):
     # When this shard last counted a row: the job's finished_at is the latest of these once
     # every row is counted.
     last_counted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MxRate(Base):
+    """The send schedule of one rate-limited MX group (`app.db.mx_rates`)."""
+
+    __tablename__ = "mx_rates"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    # The earliest moment the next RCPT to this group may go out.
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -37,6 +37,13 @@ class MxLimiter(Protocol):
     async def release(self, lease: Lease) -> None: ...
 
 
+class RateLimiter(Protocol):
+    async def reserve(self, key: str, count: int = 1) -> float:
+        """Book `count` RCPTs to MX group `key`; the seconds to wait before sending them
+        (0.0 when the group has no rate limit or is under it). Never waits itself."""
+        ...
+
+
 async def acquire(limiter: MxLimiter, key: str, *, wait: float) -> Lease:
     """A slot within `wait` seconds (polling with backoff, never spinning), or NoSlot."""
     deadline = time.monotonic() + wait

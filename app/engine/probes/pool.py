@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from app.engine.probes.limits import Lease, MxLimiter, NoSlot
+from app.engine.probes.limits import Lease, MxLimiter, NoSlot, RateLimiter
 from app.engine.probes.smtp import ProbeSession
 from app.engine.rules.providers import ProviderPolicy
 
@@ -70,11 +70,13 @@ class SessionPool:
         idle_timeout: float = 5.0,
         slot_wait: float = 30.0,
         max_waiters: int | None = None,
+        rates: RateLimiter | None = None,
     ) -> None:
         """`slot_wait`: how long a check waits for a slot of a busy MX group; `max_waiters`:
         how many checks may wait for one group at once before the next is told `NoSlot` at
         once (so a worker's tasks don't all queue behind one MX while others sit idle)."""
         self._limiter = limiter
+        self._rates = rates
         self.idle_timeout = idle_timeout
         self._slot_wait = slot_wait
         self._max_waiters = max_waiters
