@@ -15,6 +15,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.engine.config import DnsConfig, MxOverride, ProbeConfig, ProxyConfig
+from app.engine.rules.rates import Rate, parse_rate
 from app.engine.rules.syntax import has_control_chars
 
 
@@ -34,6 +35,14 @@ class MxLimit(BaseModel):
         ge=1,
         validation_alias=AliasChoices("max_errors_per_connection", "max-errors-per-connection"),
     )
+    max_msg_rate: str | None = Field(
+        default=None, validation_alias=AliasChoices("max_msg_rate", "max-msg-rate")
+    )  # RCPTs per time unit, "9/m"; replaces MXPROBE_MX_RATE for this group
+
+    @field_validator("max_msg_rate")
+    @classmethod
+    def _valid_rate(cls, value: str | None) -> str | None:
+        return _normal_rate(value)
 
 
 class Settings(BaseSettings):
@@ -71,7 +80,9 @@ class Settings(BaseSettings):
     session_idle_timeout: float = Field(default=5.0, ge=0)
     slot_wait: float = Field(default=10.0, ge=0)
     busy_cooldown: float = Field(default=60.0, ge=0)
+    behaviour_sync_interval: float = Field(default=5.0, gt=0)
     mx_limits: dict[str, MxLimit] = Field(default_factory=dict)
+    mx_rate: str | None = None  # RCPTs per MX group and time unit, "9/m"; unset: no limit
     global_concurrency: int = Field(default=200, ge=1)
 
     # API and bulk
@@ -130,6 +141,11 @@ class Settings(BaseSettings):
             parse_proxy_url(value)
         return value or None
 
+    @field_validator("mx_rate")
+    @classmethod
+    def _valid_mx_rate(cls, value: str | None) -> str | None:
+        return _normal_rate(value)
+
     def dns_config(self) -> DnsConfig:
         return DnsConfig(nameservers=self.dns_nameservers, timeout=self.dns_timeout)
 
@@ -166,6 +182,23 @@ class Settings(BaseSettings):
             for key, limit in self.mx_limits.items()
             if limit.max_smtp_out is not None
         }
+
+    def default_rate(self) -> Rate | None:
+        """MXPROBE_MX_RATE, parsed: every MX group's send rate; None for no limit."""
+        return parse_rate(self.mx_rate) if self.mx_rate else None
+
+    def rate_limits(self) -> dict[str, Rate]:
+        """Per-group send rates (`max_msg_rate`) that replace MXPROBE_MX_RATE."""
+        return {
+            key.lower(): parse_rate(limit.max_msg_rate)
+            for key, limit in self.mx_limits.items()
+            if limit.max_msg_rate is not None
+        }
+
+
+def _normal_rate(value: str | None) -> str | None:
+    """A valid rate in its normal form ("9 / m" → "9/m"); blank → None."""
+    return str(parse_rate(value)) if value and value.strip() else None
 
 
 def parse_proxy_url(url: str) -> ProxyConfig:

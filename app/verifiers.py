@@ -1,18 +1,35 @@
 """Builds the engine the way each process needs it, from the settings.
 
-The API and the workers share one per-MX budget through PostgreSQL (`PostgresMxLimiter`);
-`mxprobe check`, which needs no database, keeps its budget in-process.
+The API and the workers share one per-MX budget through PostgreSQL (`PostgresMxLimiter`),
+and one send schedule per rate-limited MX group (`PostgresRateLimiter`, connected only when
+some group has a rate); `mxprobe check`, which needs no database, keeps both in-process.
+Likewise what each process sees of each MX group (`MxBehaviour`: latency, timeouts, 421s,
+tarpits) is exchanged through PostgreSQL every MXPROBE_BEHAVIOUR_SYNC_INTERVAL seconds, so
+every process fits its timeouts to what all of them saw.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from app.db.mx_behaviour import PostgresBehaviourStore
 from app.db.mx_limits import PostgresMxLimiter
+from app.db.mx_rates import PostgresRateLimiter
 from app.db.session import libpq_url
-from app.engine import LocalMxLimiter, MxLimiter, Resolver, SessionPool, Verifier
+from app.engine import (
+    LocalMxLimiter,
+    LocalRateLimiter,
+    MxBehaviour,
+    MxLimiter,
+    RateLimiter,
+    Resolver,
+    SessionPool,
+    Verifier,
+)
+from app.engine.probes.behaviour import sync_every
 from app.settings import Settings
 
 
@@ -25,9 +42,12 @@ async def open_verifier(
     max_waiters: int | None = None,
     greylist_inline_retry: float | None = None,
 ) -> AsyncIterator[Verifier]:
-    """A Verifier with its resolver, session pool and limiter; all closed on exit."""
+    """A Verifier with its resolver, session pool and limiters; all closed on exit."""
     limiter: MxLimiter
     postgres: PostgresMxLimiter | None = None
+    default_rate, rate_overrides = settings.default_rate(), settings.rate_limits()
+    rates: RateLimiter = LocalRateLimiter(default=default_rate, overrides=rate_overrides)
+    postgres_rates: PostgresRateLimiter | None = None
     if shared_limits:
         if not settings.database_url:
             raise RuntimeError("DATABASE_URL is not set")
@@ -38,6 +58,11 @@ async def open_verifier(
             overrides=settings.session_limits(),
         )
         limiter = postgres
+        if default_rate is not None or rate_overrides:
+            postgres_rates = await PostgresRateLimiter.connect(
+                libpq_url(settings.database_url), default=default_rate, overrides=rate_overrides
+            )
+            rates = postgres_rates
     else:
         limiter = LocalMxLimiter(
             per_mx=settings.mx_concurrency,
@@ -48,17 +73,50 @@ async def open_verifier(
     if greylist_inline_retry is not None:
         config = dataclasses.replace(config, greylist_inline_retry=greylist_inline_retry)
     resolver = Resolver(settings.dns_config())
+    book = MxBehaviour()
     pool = SessionPool(
         limiter=limiter,
         idle_timeout=config.session_idle_timeout,
         slot_wait=config.slot_wait,
         max_waiters=max_waiters,
+        rates=rates,
+        behaviour=book,
     )
     verifier = Verifier(config, resolver=resolver, pool=pool, raise_no_slot=raise_no_slot)
     try:
-        yield verifier
+        async with sharing_behaviour(settings, book, shared=shared_limits):
+            yield verifier
     finally:
         await verifier.close()
         await resolver.close()
         if postgres is not None:
             await postgres.close()
+        if postgres_rates is not None:
+            await postgres_rates.close()
+
+
+@asynccontextmanager
+async def sharing_behaviour(
+    settings: Settings, book: MxBehaviour, *, shared: bool
+) -> AsyncIterator[MxBehaviour]:
+    """While open, `book` is synced with every process's through PostgreSQL in the background,
+    and once more on exit; when not `shared`, it stays this process's alone."""
+    if not shared:
+        yield book
+        return
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set")
+    store = await PostgresBehaviourStore.connect(libpq_url(settings.database_url))
+    stop = asyncio.Event()
+    syncing = asyncio.create_task(
+        sync_every(book, store, interval=settings.behaviour_sync_interval, stop=stop),
+        name="mxprobe-behaviour-sync",
+    )
+    try:
+        yield book
+    finally:
+        stop.set()
+        try:
+            await syncing
+        finally:
+            await store.close()

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    Double,
     ForeignKey,
     Identity,
     Index,
@@ -106,3 +107,21 @@ class MxRate(Base):
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     # The earliest moment the next RCPT to this group may go out.
     next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MxBehaviourRow(Base):
+    """What every process recently saw of one MX group (`app.db.mx_behaviour`): recent
+    counts, each observation weighing half as much every `adapt.HALF_LIFE` seconds."""
+
+    __tablename__ = "mx_behaviour"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    replies: Mapped[float] = mapped_column(Double)
+    latency_ewma: Mapped[float | None] = mapped_column(Double)  # seconds per reply
+    timeouts: Mapped[float] = mapped_column(Double)
+    busy: Mapped[float] = mapped_column(Double)
+    tarpits: Mapped[float] = mapped_column(Double)
+    # When the counts were last decayed and added to; every process reads the recent rows.
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_mx_behaviour_updated_at", "updated_at"),)

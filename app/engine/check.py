@@ -31,9 +31,9 @@ from app.engine.model import (
 from app.engine.probes.catchall import CatchAllStore, MemoryCatchAllStore, probe_local_part
 from app.engine.probes.dns import MxHost, MxLookup, Resolver, is_public_address
 from app.engine.probes.limits import LocalMxLimiter, MxLimiter, NoSlot
-from app.engine.probes.pool import Route, SessionPool, Use
+from app.engine.probes.pool import Answer, Route, SessionPool
 from app.engine.probes.smtp import ProbeSession, Reply
-from app.engine.rules import lists, providers, replies, syntax, verdict
+from app.engine.rules import adapt, lists, providers, replies, syntax, verdict
 from app.engine.rules.replies import Category, Outcome
 
 
@@ -274,8 +274,12 @@ class Verifier:
         proxy: ProxyConfig | None,
         check_catch_all: bool,
     ) -> _Probe:
-        """Ask on a pooled session; if a reused one turns out stale (the server hung up, or
-        answered 421 because it is done with us), ask once more on a fresh one."""
+        """Ask on a session of this route (the pool reuses and pipelines)."""
+
+        key = route.limit_key
+        connect_timeout, command_timeout = self.pool.behaviour.timeouts(
+            key, connect=self.config.connect_timeout, command=self.config.smtp_timeout
+        )
 
         async def connect() -> ProbeSession:
             session = ProbeSession(
@@ -284,33 +288,41 @@ class Verifier:
                 port=route.port,
                 hello_name=route.hello_name,
                 from_email=route.from_email,
-                connect_timeout=self.config.connect_timeout,
-                command_timeout=self.config.smtp_timeout,
+                connect_timeout=connect_timeout,
+                command_timeout=command_timeout,
                 proxy=proxy,
                 starttls=self.config.starttls,
             )
+            started = time.monotonic()
             try:
                 await _open(session)
             except errors.SmtpError as exc:
+                if isinstance(exc, errors.SmtpTimeout):
+                    self.pool.behaviour.observe_tarpit(key, time.monotonic() - started)
+                elif _says_busy(exc):
+                    self.pool.behaviour.observe_busy(key)
                 raise _Unreachable(exc) from exc
+            if (took := time.monotonic() - started) >= adapt.TARPIT_BANNER:
+                self.pool.behaviour.observe_tarpit(key, took)
             return session
 
-        while True:
-            try:
-                async with self.pool.borrow(
-                    route, policy=policy, domain=parsed.ascii_domain, connect=connect
-                ) as use:
-                    try:
-                        probe = await self._converse(use, parsed, check_catch_all=check_catch_all)
-                    except errors.SmtpError as exc:
-                        if use.reused:
-                            raise _Stale from exc
-                        return _failed(exc, host=route.mx_host, port=route.port)
-                    if use.reused and probe.debug is not None and probe.debug.code == 421:
-                        raise _Stale
-                    return probe
-            except _Stale:
-                continue  # the next borrow opens a fresh session or takes another idle one
+        domain = parsed.ascii_domain
+        try:
+            answer = await self.pool.ask(
+                route,
+                policy=policy,
+                recipient=parsed.ascii_address,
+                domain=domain,
+                catch_all_probe=(
+                    f"{probe_local_part(domain, secret=self._secret)}@{domain}"
+                    if check_catch_all
+                    else None
+                ),
+                connect=connect,
+            )
+        except errors.SmtpError as exc:
+            return _failed(exc, host=route.mx_host, port=route.port)
+        return await self._conclude(answer, domain)
 
     async def _addresses(self, host: MxHost, attempt: _Attempt) -> list[str]:
         try:
@@ -330,33 +342,25 @@ class Verifier:
             )
         return allowed
 
-    async def _converse(
-        self, use: Use, parsed: syntax.ParsedAddress, *, check_catch_all: bool
-    ) -> _Probe:
-        session = use.session
-        domain = parsed.ascii_domain
-        reply = await session.rcpt(parsed.ascii_address)
-        answer = replies.classify_reply(reply.code, reply.message)
-        use.counted(invalid=answer.outcome is Outcome.INVALID)
+    async def _conclude(self, answer: Answer, domain: str) -> _Probe:
+        """The recipient's reply, read with its domain's catch-all probe (if one was asked)."""
+        verdict = replies.classify_reply(answer.reply.code, answer.reply.message)
         is_catch_all = False
-        if answer.outcome is Outcome.INVALID:
+        if verdict.outcome is Outcome.INVALID:
             await self.catch_all.put(domain, False)  # a catch-all would not have refused
-        elif answer.outcome is Outcome.DELIVERABLE and check_catch_all:
-            local = probe_local_part(domain, secret=self._secret)
-            random_reply = await session.rcpt(f"{local}@{domain}")
-            random_answer = replies.classify_reply(random_reply.code, random_reply.message)
-            use.counted(invalid=random_answer.outcome is Outcome.INVALID)
-            if random_answer.outcome is Outcome.DELIVERABLE:
+        elif verdict.outcome is Outcome.DELIVERABLE and answer.catch_all is not None:
+            probe = replies.classify_reply(answer.catch_all.code, answer.catch_all.message)
+            if probe.outcome is Outcome.DELIVERABLE:
                 is_catch_all = True
                 await self.catch_all.put(domain, True)
-            elif random_answer.outcome is Outcome.INVALID:
+            elif probe.outcome is Outcome.INVALID:
                 await self.catch_all.put(domain, False)
         return _Probe(
-            smtp=_smtp_fields(answer, is_catch_all=is_catch_all),
-            debug=_probe_debug(reply, answer, host=session.mx_host),
-            host=session.mx_host,
-            port=session.port,
-            temporary=answer.retryable,
+            smtp=_smtp_fields(verdict, is_catch_all=is_catch_all),
+            debug=_probe_debug(answer.reply, verdict, host=answer.mx_host),
+            host=answer.mx_host,
+            port=answer.port,
+            temporary=verdict.retryable,
         )
 
 
@@ -374,10 +378,6 @@ class _Unreachable(Exception):
     def __init__(self, error: errors.SmtpError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-class _Stale(Exception):
-    """A reused session was no longer good for another recipient."""
 
 
 _BUSY_BACKOFF = (0.2, 0.5)

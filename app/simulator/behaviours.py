@@ -53,7 +53,8 @@ class Behaviour:
     max_invalid_rcpts: int | None = None
     """Past this many unknown-recipient RCPTs in one session: 421 4.7.0, close."""
     latency: float = 0.0
-    """Seconds before every reply (banner included; a multi-line reply counts once)."""
+    """Seconds per round trip: before the banner and before the first reply to each write of
+    commands (the replies to pipelined commands follow at once, as over a real network)."""
     pipelining: bool = True
     """Advertise PIPELINING (pipelined commands are always answered in order)."""
 

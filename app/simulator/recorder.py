@@ -101,7 +101,8 @@ class Recorder:
 
     @property
     def round_trips(self) -> int:
-        """Replies sent, the banner included (a multi-line reply counts once)."""
+        """Round trips: the banner, then one per write of commands the server had to wait for
+        (a pipelined flight of several commands counts once, as does a multi-line reply)."""
         with self._lock:
             return self._round_trips
 

@@ -1,9 +1,10 @@
 """A fake MX server: aiosmtpd's SMTP protocol, bent by a `Behaviour`.
 
-`SimulatedSMTP` adds what a real MX does to a verifier: latency before each reply, a tarpit
-before the banner, a connection limit, a budget of unknown recipients, STARTTLS, and the
-`rcpt_policy` replies. Every command line is recorded as received. DATA and BDAT are a
-tripwire: they are recorded and refused, and the tests fail on them.
+`SimulatedSMTP` adds what a real MX does to a verifier: latency per round trip (the replies to
+pipelined commands share one), a tarpit before the banner, a connection limit, a budget of
+unknown recipients, STARTTLS, and the `rcpt_policy` replies. Every command line is recorded as
+received. DATA and BDAT are a tripwire: they are recorded and refused, and the tests fail on
+them.
 """
 
 from __future__ import annotations
@@ -152,7 +153,10 @@ class SimulatedSMTP(SMTP):
         self._raw_transport: asyncio.BaseTransport | None = None
         self._over_limit = False
         self._lost = False
-        self._in_multiline = False
+        # The banner, and then each command that had to be waited for, starts a flight: the
+        # replies to one flight cost one round trip (and one `latency`), however many there are.
+        self._new_flight = True
+        self._flight_pending = False
 
     # -- connection bookkeeping -------------------------------------------------------------
 
@@ -184,6 +188,10 @@ class SimulatedSMTP(SMTP):
         recorder = self.mx.recorder
 
         async def recording_readuntil(separator: bytes = b"\n") -> bytes:
+            # A command already buffered came in the same write as the one before it (a
+            # pipelined flight): its reply shares that round trip.
+            if separator not in reader._buffer:  # type: ignore[attr-defined]
+                self._new_flight = True
             line = await read_line(separator)
             text = line.rstrip(b"\r\n").decode("utf-8", "replace")
             recorder.command(self._connection_id, text)
@@ -208,10 +216,15 @@ class SimulatedSMTP(SMTP):
         if text == _BARE_530:
             text = _ENHANCED_530
         continuation = text[3:4] == "-"
-        if not self._in_multiline and self.mx.behaviour.latency:
+        first_of_flight, self._new_flight = self._new_flight, False
+        if first_of_flight and self.mx.behaviour.latency:
             await asyncio.sleep(self.mx.behaviour.latency)
-        self._in_multiline = continuation
-        if not continuation:  # counted before it is sent, so a client never sees it first
+        if first_of_flight and not continuation:  # counted before it is sent
+            self.mx.recorder.reply()
+        elif first_of_flight:
+            self._flight_pending = True
+        elif self._flight_pending and not continuation:
+            self._flight_pending = False
             self.mx.recorder.reply()
         await super().push(text)
         if self.close_after_reply and not continuation:

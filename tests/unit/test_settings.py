@@ -6,6 +6,7 @@ import pydantic
 import pytest
 
 from app.engine.config import ProxyConfig
+from app.engine.rules.rates import Rate
 from app.settings import Settings, parse_proxy_url
 
 
@@ -60,6 +61,9 @@ def test_json_lists_work_too(monkeypatch: pytest.MonkeyPatch) -> None:
         ("MXPROBE_CONNECT_TIMEOUT", "-1"),
         ("MXPROBE_PROXY", "http://proxy:3128"),
         ("MXPROBE_GREYLIST_MAX_ATTEMPTS", "0"),
+        ("MXPROBE_MX_RATE", "9/min"),
+        ("MXPROBE_MX_RATE", "0/m"),
+        ("MXPROBE_MX_LIMITS", '{"gmail": {"max_msg_rate": "9 per minute"}}'),
     ],
 )
 def test_bad_values_fail_at_start_up(
@@ -104,3 +108,33 @@ def test_unknown_mx_limit_keys_are_refused(monkeypatch: pytest.MonkeyPatch) -> N
 
     with pytest.raises(pydantic.ValidationError):
         Settings()
+
+
+def test_send_rates_are_unlimited_by_default() -> None:
+    settings = Settings()
+
+    assert settings.mx_rate is None
+    assert settings.default_rate() is None
+    assert settings.rate_limits() == {}
+
+
+def test_send_rates_default_and_per_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MXPROBE_MX_RATE", " 60 / m ")
+    monkeypatch.setenv(
+        "MXPROBE_MX_LIMITS",
+        '{"Gmail": {"max_msg_rate": "9/m"}, "mx.example.test": {"max-msg-rate": "1/s"},'
+        ' "yahoo": {"max_smtp_out": 1}}',
+    )
+
+    settings = Settings()
+
+    assert settings.mx_rate == "60/m"
+    assert settings.default_rate() == Rate(60, "m")
+    assert settings.rate_limits() == {"gmail": Rate(9, "m"), "mx.example.test": Rate(1, "s")}
+    assert settings.session_limits() == {"yahoo": 1}
+
+
+def test_a_blank_rate_means_no_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MXPROBE_MX_RATE", "")
+
+    assert Settings().default_rate() is None

@@ -3,6 +3,10 @@
 A `Lease` is one slot, held from a session's connect until its QUIT. The in-process limiter
 here serves the CLI and single-process runs; the workers share one budget through PostgreSQL
 (`app.db.mx_limits`), behind the same Protocol.
+
+A `RateLimiter` spaces the RCPTs sent to one MX group (`max_msg_rate`, e.g. "9/m") the same
+way: `LocalRateLimiter` here, `app.db.mx_rates.PostgresRateLimiter` across processes. It only
+books send times and says how long to wait; the caller sleeps, so no lock is held meanwhile.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from app.engine import errors
+from app.engine.rules.rates import Rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +92,48 @@ class LocalMxLimiter:
 
     def in_use(self, key: str) -> int:
         return self._held.get(key, 0)
+
+
+class LocalRateLimiter:
+    """In-process send rates per MX group (GCRA without burst).
+
+    Each group keeps the moment its next RCPT may go out; a reservation of `count` RCPTs
+    takes the later of that moment and now, and moves it `count` intervals on. Groups with
+    no rate (`default` None and no override) are never recorded.
+    """
+
+    def __init__(
+        self,
+        *,
+        default: Rate | None = None,
+        overrides: Mapping[str, Rate] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.default = default
+        self._overrides = dict(overrides or {})
+        self._clock = clock
+        self._next_at: dict[str, float] = {}
+        self._prune_above = 1024
+
+    def rate(self, key: str) -> Rate | None:
+        return self._overrides.get(key, self.default)
+
+    async def reserve(self, key: str, count: int = 1) -> float:
+        if count < 1:
+            raise ValueError(f"reserve at least 1 send, not {count}")
+        rate = self.rate(key)
+        if rate is None:
+            return 0.0
+        now = self._clock()
+        send_at = max(self._next_at.get(key, now), now)
+        self._next_at[key] = send_at + count * rate.interval
+        self._prune(now)
+        return send_at - now
+
+    def _prune(self, now: float) -> None:
+        """Forget groups whose schedule is in the past (the same as never seen), so a default
+        rate over millions of MX hosts does not grow without bound."""
+        if len(self._next_at) <= self._prune_above:
+            return
+        self._next_at = {key: at for key, at in self._next_at.items() if at > now}
+        self._prune_above = max(1024, 2 * len(self._next_at))

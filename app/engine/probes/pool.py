@@ -1,10 +1,15 @@
-"""SMTP session reuse: open sessions per MX, handed from one address to the next.
+"""SMTP session reuse and pipelining: per route, a few open sessions serve a queue of recipients.
 
-A session holds one slot of its MX group's budget (a `Lease` from the `MxLimiter`) from its
-connect until its QUIT, so however many addresses share it, a server never sees more
-connections than the limit allows. A session carries addresses until the provider's policy
-says stop (recipients per session, unknown recipients per session), then QUITs; an idle one
-QUITs after `idle_timeout` (0: after every use, i.e. one connection per address).
+A check does not hold a session: it puts its recipient on its route's queue (`SessionPool.ask`)
+and awaits the reply. The route's sessions, at most the MX group's budget (a `Lease` each, held
+from connect to QUIT, so a server never sees more connections than the limit allows), take
+recipients off the queue in flights. Where the server advertises PIPELINING, a flight's RSET,
+MAIL FROM and RCPT TOs go out in one write and the replies come back in the same order, so
+the n-th reply answers the n-th command (RFC 2920); elsewhere each command waits for its reply.
+
+A session carries recipients until the provider's policy says stop (recipients per session,
+unknown recipients per session), then QUITs; one with nothing to do QUITs after
+`idle_timeout` (0: after its first recipient, i.e. one connection per address).
 """
 
 from __future__ import annotations
@@ -12,16 +17,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from app.engine import errors
+from app.engine.probes.behaviour import MxBehaviour
 from app.engine.probes.limits import Lease, MxLimiter, NoSlot, RateLimiter
-from app.engine.probes.smtp import ProbeSession
+from app.engine.probes.smtp import ProbeSession, Reply
+from app.engine.rules import replies
 from app.engine.rules.providers import ProviderPolicy
+from app.engine.rules.replies import Outcome
 
 # Recipients one MAIL FROM carries before RSET starts a new transaction (RFC 5321 §4.5.3.1.8
 # asks servers to take at least 100).
 RCPTS_PER_TRANSACTION = 50
+# RCPTs in one pipelined write (the invalid-recipient budget usually caps it lower).
+RCPTS_PER_FLIGHT = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,29 +49,52 @@ class Route:
     limit_key: str
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The server's reply to one recipient, and to the catch-all probe of its domain if one
+    went out in the same flight."""
+
+    reply: Reply
+    catch_all: Reply | None
+    mx_host: str
+    port: int
+
+
+@dataclass(slots=True, eq=False)
+class _Ask:
+    recipient: str
+    domain: str
+    catch_all_probe: str | None  # a random recipient at `domain`, to ask alongside
+    future: asyncio.Future[Answer]
+    retried: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class _Lane:
+    """One route: its queue of recipients and the sessions serving it."""
+
+    route: Route
+    policy: ProviderPolicy
+    connect: Callable[[], Awaitable[ProbeSession]]
+    queue: deque[_Ask] = field(default_factory=deque)
+    work: asyncio.Event = field(default_factory=asyncio.Event)
+    runners: int = 0
+    starting: int = 0  # runners still connecting
+    idle: int = 0
+    hiring: asyncio.Task[None] | None = None
+
+
 @dataclass(slots=True)
-class _Pooled:
+class _Session:
     session: ProbeSession
     lease: Lease
     domain: str | None = None  # the recipients' domain in the open transaction
+    in_transaction: bool = False
+    utf8: bool = False  # the open transaction was started with SMTPUTF8
     rcpts: int = 0
     transaction_rcpts: int = 0
     invalid: int = 0
-    idle_since: float = field(default_factory=time.monotonic)
-
-
-@dataclass(slots=True)
-class Use:
-    """One borrowing of a session: say what each RCPT was with `counted`."""
-
-    session: ProbeSession
-    reused: bool
-    _pooled: _Pooled
-
-    def counted(self, *, invalid: bool) -> None:
-        self._pooled.rcpts += 1
-        self._pooled.transaction_rcpts += 1
-        self._pooled.invalid += int(invalid)
+    over: bool = False  # the server hung up or said 421 (closing): carry nothing more
 
 
 class SessionPool:
@@ -71,43 +106,64 @@ class SessionPool:
         slot_wait: float = 30.0,
         max_waiters: int | None = None,
         rates: RateLimiter | None = None,
+        behaviour: MxBehaviour | None = None,
     ) -> None:
-        """`slot_wait`: how long a check waits for a slot of a busy MX group; `max_waiters`:
-        how many checks may wait for one group at once before the next is told `NoSlot` at
-        once (so a worker's tasks don't all queue behind one MX while others sit idle)."""
+        """`slot_wait`: how long a recipient waits on its route's queue before `NoSlot`;
+        `max_waiters`: how many may wait on a route's queue before the next is told `NoSlot`
+        at once (so a worker's checks don't all queue behind one MX
+        while others sit idle); `rates`: per-MX-group send rates, if any; `behaviour`: where
+        each flight's latency and timeouts are recorded."""
         self._limiter = limiter
+        self.behaviour = behaviour or MxBehaviour()
         self._rates = rates
         self.idle_timeout = idle_timeout
         self._slot_wait = slot_wait
         self._max_waiters = max_waiters
-        self._waiting: dict[str, int] = {}
-        self._shed: dict[str, int] = {}
-        self._shedding: set[asyncio.Task[None]] = set()
-        self._idle: dict[Route, list[_Pooled]] = {}
+        self._lanes: dict[Route, _Lane] = {}
         self._returned: dict[str, asyncio.Event] = {}
-        self._reaper: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._shed: dict[str, int] = {}
+        self._closing = False
         self.sessions_opened = 0
 
-    @contextlib.asynccontextmanager
-    async def borrow(
+    async def ask(
         self,
         route: Route,
         *,
         policy: ProviderPolicy,
+        recipient: str,
         domain: str,
+        catch_all_probe: str | None,
         connect: Callable[[], Awaitable[ProbeSession]],
-    ) -> AsyncIterator[Use]:
-        """A session on `route`, in a transaction fit for a recipient at `domain`.
+    ) -> Answer:
+        """The reply to RCPT TO `recipient` on a session of `route`.
 
-        An exception inside the block discards the session (QUIT, slot released)."""
-        pooled, reused = await self._take(route, connect=connect)
+        Raises what opening a session raised (when no session of the route could open),
+        `errors.SmtpError` when the session broke before replying (after one more try on
+        another session, if the broken one had served before), or `NoSlot`."""
+        if self._closing:
+            raise NoSlot("the session pool is closing")
+        lane = self._lanes.get(route)
+        if lane is None:
+            lane = self._lanes[route] = _Lane(route, policy, connect)
+        if self._max_waiters is not None and len(lane.queue) >= self._max_waiters:
+            raise NoSlot(f"{len(lane.queue)} checks already wait for an SMTP slot for {route}")
+        ask = _Ask(recipient, domain, catch_all_probe, asyncio.get_running_loop().create_future())
+        lane.queue.append(ask)
+        lane.work.set()
+        self._staff(lane)
         try:
-            await self._prepare(pooled, policy=policy, domain=domain)
-            yield Use(session=pooled.session, reused=reused, _pooled=pooled)
-        except BaseException:
-            await self._discard(pooled)
+            # Waiting is bounded only while no session of ours serves (or is opening on) the
+            # route; once one does, the recipient's turn comes.
+            while not (await asyncio.wait({ask.future}, timeout=self._slot_wait))[0]:
+                if ask in lane.queue and lane.runners == 0:
+                    lane.queue.remove(ask)
+                    raise NoSlot(f"no free SMTP slot for {route.limit_key}")
+            return await ask.future
+        except asyncio.CancelledError:
+            if ask in lane.queue:
+                lane.queue.remove(ask)
             raise
-        await self._give_back(route, pooled, policy=policy)
 
     async def shed(self, key: str, *, seconds: float, at_most: int = 2) -> bool:
         """The MX group said it is busy (421) or stalled: hold one of its slots unused for
@@ -118,9 +174,7 @@ class SessionPool:
         if lease is None:
             return False
         self._shed[key] = self._shed.get(key, 0) + 1
-        task = asyncio.create_task(self._unshed(lease, seconds), name=f"mxprobe-shed-{key}")
-        self._shedding.add(task)
-        task.add_done_callback(self._shedding.discard)
+        self._spawn(self._unshed(lease, seconds), name=f"mxprobe-shed-{key}")
         return True
 
     def shed_slots(self, key: str) -> int:
@@ -134,120 +188,288 @@ class SessionPool:
             await self._limiter.release(lease)
 
     async def close(self) -> None:
-        for task in list(self._shedding):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
-            self._reaper = None
-        idle, self._idle = self._idle, {}
-        for sessions in idle.values():
-            for pooled in sessions:
-                await self._discard(pooled)
+        """QUIT every session, give back every slot, fail what still waits."""
+        self._closing = True
+        for lane in self._lanes.values():
+            lane.work.set()
+            while lane.queue:
+                _settle(lane.queue.popleft(), NoSlot("the session pool is closing"))
+            if lane.hiring is not None:
+                lane.hiring.cancel()
+        for task in list(self._tasks):
+            if task.get_name().startswith("mxprobe-shed-"):
+                task.cancel()
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _take(
-        self, route: Route, *, connect: Callable[[], Awaitable[ProbeSession]]
-    ) -> tuple[_Pooled, bool]:
-        key = route.limit_key
-        if self._max_waiters is not None and self._waiting.get(key, 0) >= self._max_waiters:
-            raise NoSlot(f"{self._waiting[key]} checks already wait for an SMTP slot for {key}")
-        self._waiting[key] = self._waiting.get(key, 0) + 1
-        try:
-            lease_or_idle = await self._wait_for_slot(route)
-        finally:
-            self._waiting[key] -= 1
-        if isinstance(lease_or_idle, _Pooled):
-            return lease_or_idle, True
-        lease = lease_or_idle
-        try:
-            session = await connect()
-        except BaseException:
-            await self._limiter.release(lease)
-            raise
-        self.sessions_opened += 1
-        return _Pooled(session=session, lease=lease), False
+    def _spawn(self, coroutine: Awaitable[None], *, name: str) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coroutine)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _wait_for_slot(self, route: Route) -> _Pooled | Lease:
-        """An idle session of ours on this route, or a fresh lease to open one."""
-        deadline = time.monotonic() + self._slot_wait
+    # -- sessions for a lane ---------------------------------------------------------------
+
+    def _staff(self, lane: _Lane) -> None:
+        if lane.idle == 0 and (lane.hiring is None or lane.hiring.done()):
+            lane.hiring = self._spawn(self._hire(lane), name="mxprobe-hire")
+
+    async def _hire(self, lane: _Lane) -> None:
+        """Open sessions, one connect at a time, while recipients wait and no session is free,
+        as the budget allows; poll the shared budget with backoff (another process may free a
+        slot)."""
+        key = lane.route.limit_key
         pause = 0.02
-        while True:
-            idle = self._idle.get(route)
-            while idle:
-                pooled = idle.pop()
-                if pooled.session.is_open:
-                    return pooled
-                await self._discard(pooled)
-            lease = await self._limiter.try_acquire(route.limit_key)
+        while lane.queue and lane.idle == 0 and not self._closing:
+            lease = None if lane.starting else await self._limiter.try_acquire(key)
             if lease is not None:
-                return lease
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise NoSlot(f"no free SMTP slot for {route.limit_key}")
-            # Wake when one of our sessions to this group comes back; meanwhile poll the shared
-            # budget with backoff (another process may free a slot).
-            event = self._returned.setdefault(route.limit_key, asyncio.Event())
+                lane.runners += 1
+                lane.starting += 1
+                self._spawn(self._serve(lane, lease), name=f"mxprobe-session-{key}")
+                pause = 0.02
+                continue
+            event = self._returned.setdefault(key, asyncio.Event())
             event.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=min(pause, remaining))
+                await asyncio.wait_for(event.wait(), timeout=pause)
             pause = min(pause * 2, 0.25)
 
-    async def _prepare(self, pooled: _Pooled, *, policy: ProviderPolicy, domain: str) -> None:
-        session = pooled.session
-        if session.in_transaction and (
-            pooled.transaction_rcpts >= RCPTS_PER_TRANSACTION
-            or (policy.one_domain_per_transaction and pooled.domain not in (None, domain))
-        ):
-            await session.reset()
-        if not session.in_transaction:
-            await session.mail()
-            pooled.transaction_rcpts = 0
-        pooled.domain = domain
+    async def _serve(self, lane: _Lane, lease: Lease) -> None:
+        """One session: open it, carry flights of recipients until the policy or the idle
+        timeout says stop, QUIT, give the slot back."""
+        flight: list[_Ask] = []
+        state: _Session | None = None
+        try:
+            try:
+                session = await lane.connect()
+            except BaseException as exc:
+                lane.starting -= 1
+                if lane.runners == 1:  # nobody else serves this route: its queue can't wait
+                    while lane.queue:
+                        _settle(lane.queue.popleft(), exc)
+                if isinstance(exc, Exception):
+                    return
+                raise
+            lane.starting -= 1
+            self._wake(lease.key)
+            self.sessions_opened += 1
+            state = _Session(session, lease)
+            while not self._closing:
+                flight = self._board(lane, state)
+                if flight:
+                    await self._fly(lane, state, flight)
+                    flight = []
+                    if self.idle_timeout <= 0 or self._spent(lane.policy, state):
+                        break
+                elif self.idle_timeout <= 0 or not await self._wait_for_work(lane):
+                    break
+        finally:
+            for ask in flight:
+                _settle(ask, errors.SmtpDisconnected("the session ended"))
+            if state is not None:
+                await state.session.close()
+            lane.runners -= 1
+            await self._limiter.release(lease)
+            self._wake(lease.key)
+            if lane.queue and not self._closing:
+                self._staff(lane)
 
-    async def _give_back(self, route: Route, pooled: _Pooled, *, policy: ProviderPolicy) -> None:
-        spent = (
-            pooled.rcpts >= policy.max_rcpts_per_session
-            or pooled.invalid >= policy.max_invalid_rcpts_per_session
-        )
-        if spent or self.idle_timeout <= 0 or not pooled.session.is_open:
-            await self._discard(pooled)
-        else:
-            pooled.idle_since = time.monotonic()
-            self._idle.setdefault(route, []).append(pooled)
-            self._start_reaper()
-        event = self._returned.get(route.limit_key)
+    def _observe(self, key: str, got: list[Reply], error: errors.SmtpError | None) -> None:
+        if got:  # the first reply of a flight: one round trip, however many lines it carried
+            self.behaviour.observe_reply(key, got[0].elapsed_ms / 1000)
+        if isinstance(error, errors.SmtpTimeout):
+            self.behaviour.observe_timeout(key)
+
+    def _wake(self, key: str) -> None:
+        """A session of group `key` connected or ended: hiring may go on."""
+        event = self._returned.get(key)
         if event is not None:
             event.set()
 
-    async def _discard(self, pooled: _Pooled) -> None:
+    async def _wait_for_work(self, lane: _Lane) -> bool:
+        deadline = time.monotonic() + self.idle_timeout
+        lane.idle += 1
         try:
-            await pooled.session.close()
+            while not lane.queue and not self._closing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                lane.work.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lane.work.wait(), timeout=remaining)
+            return not self._closing
         finally:
-            await self._limiter.release(pooled.lease)
-            event = self._returned.get(pooled.lease.key)
-            if event is not None:
-                event.set()
+            lane.idle -= 1
 
-    def _start_reaper(self) -> None:
-        if self._reaper is None or self._reaper.done():
-            self._reaper = asyncio.create_task(self._reap(), name="mxprobe-session-reaper")
+    def _spent(self, policy: ProviderPolicy, state: _Session) -> bool:
+        return (
+            state.over
+            or not state.session.is_open
+            or state.rcpts >= policy.max_rcpts_per_session
+            or state.invalid >= policy.max_invalid_rcpts_per_session
+        )
 
-    async def _reap(self) -> None:
-        """QUIT sessions idle for longer than `idle_timeout`."""
-        while True:
-            await asyncio.sleep(min(1.0, self.idle_timeout / 2))
-            now = time.monotonic()
-            for route, sessions in list(self._idle.items()):
-                # Take the stale ones out first: a borrower may pop from the list while we
-                # await a QUIT below.
-                stale = [p for p in sessions if now - p.idle_since >= self.idle_timeout]
-                for pooled in stale:
-                    sessions.remove(pooled)
-                if not sessions:
-                    self._idle.pop(route, None)
-                for pooled in stale:
-                    with contextlib.suppress(Exception):
-                        await self._discard(pooled)
+    def _board(self, lane: _Lane, state: _Session) -> list[_Ask]:
+        """Recipients for the next flight, off the front of the queue: as many as the session
+        may still carry, counting each (and each catch-all probe) as a possible unknown
+        recipient; of one domain where the provider wants one domain per transaction."""
+        policy = lane.policy
+        room = min(
+            policy.max_rcpts_per_session - state.rcpts,
+            policy.max_invalid_rcpts_per_session - state.invalid,
+            RCPTS_PER_FLIGHT if self.idle_timeout > 0 else 1,
+        )
+        if not state.session.pipelining:
+            room = min(room, 1 if self.idle_timeout <= 0 else room)
+        taken: list[_Ask] = []
+        probing: set[str] = set()
+        domain: str | None = None
+        for ask in list(lane.queue):
+            if policy.one_domain_per_transaction and domain not in (None, ask.domain):
+                continue
+            cost = 1 + int(ask.catch_all_probe is not None and ask.domain not in probing)
+            if cost > room and taken:
+                break
+            lane.queue.remove(ask)
+            if ask.future.done():  # its check gave up
+                continue
+            taken.append(ask)
+            room -= cost
+            domain = ask.domain
+            if ask.catch_all_probe is not None:
+                probing.add(ask.domain)
+            if room <= 0:
+                break
+        return taken
+
+    async def _fly(self, lane: _Lane, state: _Session, flight: list[_Ask]) -> None:
+        """Send the flight's commands, match the replies to the recipients, settle each."""
+        session = state.session
+        policy = lane.policy
+        reused = state.rcpts > 0
+        for ask in [a for a in flight if not (a.recipient.isascii() or session.smtputf8)]:
+            flight.remove(ask)
+            _settle(ask, errors.SmtpProtocolError(f"{session.mx_host} does not take SMTPUTF8"))
+        if not flight:
+            return
+        utf8 = not all(a.recipient.isascii() for a in flight)
+        prelude: list[str] = []
+        if state.in_transaction and (
+            state.transaction_rcpts + len(flight) > RCPTS_PER_TRANSACTION
+            or (policy.one_domain_per_transaction and state.domain != flight[0].domain)
+            or (utf8 and not state.utf8)
+        ):
+            prelude.append("RSET")
+        if prelude or not state.in_transaction:
+            prelude.append(f"MAIL FROM:<{session.from_email}>" + (" SMTPUTF8" if utf8 else ""))
+        if self._rates is not None:
+            delay = await self._rates.reserve(lane.route.limit_key, len(flight))
+            if delay > 0:
+                await asyncio.sleep(delay)
+        got, error = await _exchange(
+            session, [*prelude, *(f"RCPT TO:<{a.recipient}>" for a in flight)]
+        )
+        self._observe(lane.route.limit_key, got, error)
+        answered: dict[int, Reply] = {}
+        probes: dict[str, Reply] = {}
+        refusal = _refused(prelude, got)
+        if refusal is not None or len(got) < len(prelude):
+            state.in_transaction = False
+            error = refusal or error
+        else:
+            if prelude:
+                state.in_transaction, state.transaction_rcpts, state.utf8 = True, 0, utf8
+            state.domain = flight[0].domain
+            answered = {id(a): r for a, r in zip(flight, got[len(prelude) :], strict=False)}
+            # A domain's catch-all probe only once one of its recipients was accepted (a
+            # refusal settles it already), all of them in one more flight.
+            wanted = {
+                a.domain: a.catch_all_probe
+                for a in flight
+                if a.catch_all_probe is not None
+                and 200 <= answered.get(id(a), _NO_REPLY).code < 300
+            }
+            if wanted and error is None:
+                if self._rates is not None:
+                    await asyncio.sleep(
+                        await self._rates.reserve(lane.route.limit_key, len(wanted))
+                    )
+                more, error = await _exchange(session, [f"RCPT TO:<{p}>" for p in wanted.values()])
+                self._observe(lane.route.limit_key, more, error)
+                probes = dict(zip(wanted, more, strict=False))
+            for heard in [*answered.values(), *probes.values()]:
+                state.rcpts += 1
+                state.transaction_rcpts += 1
+                outcome = replies.classify_reply(heard.code, heard.message).outcome
+                state.invalid += int(outcome is Outcome.INVALID)
+
+        state.over = error is not None or any(r.code == 421 for r in answered.values())
+        requeue: list[_Ask] = []
+        for ask in flight:
+            reply = answered.get(id(ask))
+            if reply is not None and not (reply.code == 421 and reused and not ask.retried):
+                _settle(ask, Answer(reply, probes.get(ask.domain), session.mx_host, session.port))
+            elif reply is None and error is not None and not _worth_retry(error, ask, reused):
+                _settle(ask, error)
+            else:
+                # The server hung up (or said 421, closing) before answering: once more, on
+                # another session.
+                ask.retried = True
+                requeue.append(ask)
+        if requeue:
+            lane.queue.extendleft(reversed(requeue))
+            lane.work.set()
+
+
+_NO_REPLY = Reply(0, "", 0)
+
+
+async def _exchange(
+    session: ProbeSession, lines: list[str]
+) -> tuple[list[Reply], errors.SmtpError | None]:
+    """The replies to `lines`, in order: in one write where the server pipelines, else one
+    command at a time (stopping at the first refusal that is not an RCPT's)."""
+    if session.pipelining:
+        sent = await session.exchange(lines)
+        return sent.replies, sent.error
+    got: list[Reply] = []
+    for line in lines:
+        sent = await session.exchange([line])
+        got += sent.replies
+        if sent.error is not None:
+            return got, sent.error
+        if not line.startswith("RCPT") and not 200 <= sent.replies[0].code < 300:
+            break
+    return got, None
+
+
+def _refused(prelude: list[str], got: list[Reply]) -> errors.SmtpProtocolError | None:
+    """RSET or MAIL FROM refused: nothing that followed in the flight was heard."""
+    for line, reply in zip(prelude, got, strict=False):
+        if not 200 <= reply.code < 300:
+            return errors.SmtpProtocolError(
+                f"{line.split(':')[0]} refused: {reply.code} {reply.message}",
+                code=reply.code,
+                reply=reply.message,
+            )
+    return None
+
+
+def _worth_retry(error: errors.SmtpError, ask: _Ask, reused: bool) -> bool:
+    """Once more on another session: after a hang-up, or a 421 (closing) from a session that
+    had served before. Not after a timeout: a tarpit would only make the check wait twice."""
+    if ask.retried or isinstance(error, errors.SmtpTimeout):
+        return False
+    if isinstance(error, errors.SmtpProtocolError):
+        return reused and error.code == 421
+    return True
+
+
+def _settle(ask: _Ask, outcome: Answer | BaseException) -> None:
+    if ask.future.done():  # its check gave up waiting
+        return
+    if isinstance(outcome, Answer):
+        ask.future.set_result(outcome)
+    else:
+        ask.future.set_exception(outcome)

@@ -1,4 +1,5 @@
-"""One SMTP session to one MX: EHLO, opportunistic STARTTLS, MAIL FROM, RCPT TO..., RSET, QUIT.
+"""One SMTP session to one MX: EHLO, opportunistic STARTTLS, then flights of RSET / MAIL FROM /
+RCPT TO lines (pipelined where the server allows), QUIT.
 
 There is deliberately no DATA (or BDAT) method: this module can't send a message. Every
 string that reaches the wire is checked for control characters first.
@@ -11,11 +12,12 @@ import contextlib
 import functools
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiosmtplib
-from aiosmtplib.protocol import SMTPProtocol
+from aiosmtplib.protocol import MAX_RESPONSE_LENGTH, SMTPProtocol
 
 from app.engine import errors
 from app.engine.config import ProxyConfig
@@ -28,6 +30,20 @@ class Reply:
     code: int
     message: str
     elapsed_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Flight:
+    """The replies to one write of commands, in order; `error` if it was cut short."""
+
+    replies: list[Reply]
+    error: errors.SmtpError | None = None
+
+
+def _command(line: str, encoding: str) -> bytes:
+    if has_control_chars(line):
+        raise errors.UnsafeAddress(f"refusing to send {line!r}: control characters")
+    return line.encode(encoding) + b"\r\n"
 
 
 def _ensure_safe(*values: str) -> None:
@@ -58,6 +74,58 @@ class _SMTP(aiosmtplib.SMTP):
         self.gone.set()
 
 
+class _PipelinedReplies(SMTPProtocol):
+    """aiosmtplib's protocol, able to read the replies to pipelined commands.
+
+    aiosmtplib parses one reply per command written and drops bytes that arrive while a parsed
+    reply waits to be picked up, so replies to a pipelined write would be lost. While replies
+    are `owed`, every byte goes to the buffer and `next_reply` parses them from there, in order.
+    """
+
+    owed = 0
+    _ended = False
+    _arrived: asyncio.Event | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if not self.owed:
+            super().data_received(data)
+            return
+        self._buffer.extend(data)
+        self._signal()
+
+    def eof_received(self) -> bool:
+        self._ended = True
+        self._signal()
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ended = True
+        self._signal()
+        super().connection_lost(exc)
+
+    def _signal(self) -> None:
+        if self._arrived is not None:
+            self._arrived.set()
+
+    async def next_reply(self, within: float) -> aiosmtplib.SMTPResponse:
+        """The next reply in the buffer, waiting up to `within` seconds for its bytes."""
+        deadline = time.monotonic() + within
+        arrived = self._arrived = self._arrived or asyncio.Event()
+        while True:
+            if len(self._buffer) > MAX_RESPONSE_LENGTH:
+                raise aiosmtplib.SMTPResponseException(500, "Response too long")
+            response = self._read_response_from_buffer()
+            if response is not None:
+                return response
+            if self._ended:
+                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+            arrived.clear()
+            try:
+                await asyncio.wait_for(arrived.wait(), timeout=deadline - time.monotonic())
+            except TimeoutError as exc:
+                raise aiosmtplib.SMTPReadTimeoutError("Timed out waiting for a reply") from exc
+
+
 class ProbeSession:
     """An open SMTP session to one MX host address; carries several RCPTs if asked to."""
 
@@ -85,9 +153,7 @@ class ProbeSession:
         self._proxy = proxy
         self._starttls = starttls
         self._smtp: _SMTP | None = None
-        self.in_transaction = False
         self.tls = False
-        self.rcpts_sent = 0
         self.round_trips = 0
 
     @property
@@ -117,6 +183,9 @@ class ProbeSession:
         )
         try:
             await smtp.connect(timeout=self._connect_timeout)
+            if smtp.protocol is not None:
+                # Same object, same state; only reading differs (see _PipelinedReplies).
+                smtp.protocol.__class__ = _PipelinedReplies
             self.round_trips += 1
             await self._ehlo(smtp)
             if self._starttls and smtp.supports_extension("starttls"):
@@ -146,54 +215,39 @@ class ProbeSession:
             raise errors.SmtpDisconnected("session is not open")
         return self._smtp
 
-    async def mail(self) -> Reply:
-        """MAIL FROM for a new transaction. A refusal is an error: nothing can follow it."""
+    @property
+    def smtputf8(self) -> bool:
+        return self._smtp is not None and self._smtp.supports_extension("smtputf8")
+
+    async def exchange(self, lines: Sequence[str]) -> Flight:
+        """Send `lines` in one write and read one reply per line, in order (RFC 2920: replies
+        to pipelined commands come back in the order the commands were sent, so the n-th reply
+        answers the n-th line). Callers send several lines only to a server that advertises
+        PIPELINING. The replies read before a failure come back with the error."""
         smtp = self._require()
+        protocol = smtp.protocol
+        if not isinstance(protocol, _PipelinedReplies):
+            raise errors.SmtpDisconnected("session is not open")
+        encoding = "utf-8" if self.smtputf8 else "ascii"
+        replies: list[Reply] = []
         started = time.perf_counter()
         try:
-            response = await smtp.mail(self.from_email)
-        except aiosmtplib.SMTPResponseException as exc:
-            raise errors.SmtpProtocolError(
-                f"MAIL FROM refused: {exc.code} {exc.message}", code=exc.code, reply=exc.message
-            ) from exc
-        except BaseException as exc:
-            raise _translate(exc, self._command_timeout) from exc
+            data = b"".join(_command(line, encoding) for line in lines)
+            protocol.owed = len(lines)
+            protocol.write(data)
+            for _ in lines:
+                response = await protocol.next_reply(self._command_timeout)
+                replies.append(Reply(response.code, response.message, _ms_since(started)))
+        except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
+            # A reply that never came leaves the stream out of step: this session is done.
+            smtp.close()
+            error = _translate(exc, self._command_timeout)
+            assert isinstance(error, errors.SmtpError)
+            return Flight(replies, error)
         finally:
             self.round_trips += 1
-        self.in_transaction = True
-        return Reply(response.code, response.message, _ms_since(started))
-
-    async def rcpt(self, recipient: str) -> Reply:
-        """RCPT TO; any reply the server gives (250, 4xx, 5xx) comes back as a Reply."""
-        _ensure_safe(recipient)
-        smtp = self._require()
-        if not self.in_transaction:
-            await self.mail()
-        started = time.perf_counter()
-        try:
-            response = await smtp.rcpt(recipient)
-            code, message = response.code, response.message
-        except aiosmtplib.SMTPRecipientRefused as exc:
-            code, message = exc.code, exc.message
-        except aiosmtplib.SMTPResponseException as exc:
-            code, message = exc.code, exc.message
-        except BaseException as exc:
-            raise _translate(exc, self._command_timeout) from exc
-        finally:
-            self.round_trips += 1
-            self.rcpts_sent += 1
-        return Reply(code, message, _ms_since(started))
-
-    async def reset(self) -> None:
-        """RSET: end the transaction, keep the session."""
-        smtp = self._require()
-        try:
-            await smtp.rset()
-        except BaseException as exc:
-            raise _translate(exc, self._command_timeout) from exc
-        finally:
-            self.round_trips += 1
-        self.in_transaction = False
+            protocol.owed = 0
+        return Flight(replies, None)
 
     async def close(self) -> None:
         """QUIT politely; never raises."""

@@ -8,6 +8,8 @@ Import the modules by name (``from app.engine.rules import replies``):
 - ``providers``: hosting provider from an MX host name, and its politeness policy.
 - ``replies``: classify one SMTP reply (mostly to ``RCPT TO``).
 - ``verdict``: Reacher's ``is_reachable`` rule, with our corrections.
+- ``rates``: send rates such as ``"9/m"`` (a provider's `max_msg_rate`).
+- ``adapt``: timeouts fitted to what an MX group was seen to do (the behaviour cache).
 
 Nothing is imported here, so importing one rule does not load the large domain lists.
 """

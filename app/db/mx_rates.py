@@ -1,0 +1,72 @@
+"""Per-MX send rates shared by every process, as one schedule row per MX group.
+
+Table `mx_rates` holds, for each rate-limited group, the moment its next RCPT may go out.
+A reservation is one INSERT ... ON CONFLICT DO UPDATE: PostgreSQL's row lock orders concurrent
+reservations, and every time comes from the database's clock, so any number of workers on any
+number of hosts (with skewed clocks) book one schedule with no gap and no double booking. A
+row whose time is past means the same as no row, so a process that dies leaves nothing to
+clean up. Groups without a rate never reach the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import asyncpg  # type: ignore[import-untyped]
+
+from app.engine.rules.rates import Rate
+
+# $2 is the span booked (count x interval, in seconds). The clock is read once, in `now`, so
+# the delay returned is exactly the booked send time minus that moment. A reservation that
+# waited for another's row lock computes its delay from before the wait: it can only err late.
+_RESERVE = """
+WITH now AS MATERIALIZED (SELECT clock_timestamp() AS t),
+booked AS (
+    INSERT INTO mx_rates AS r (key, next_at)
+    SELECT $1::text, now.t + $2::float8 * interval '1 second' FROM now
+    ON CONFLICT (key) DO UPDATE
+        SET next_at = greatest(r.next_at + $2::float8 * interval '1 second', excluded.next_at)
+    RETURNING r.next_at
+)
+SELECT extract(epoch FROM booked.next_at - now.t)::float8 - $2::float8 FROM booked, now
+"""
+
+
+class PostgresRateLimiter:
+    """`RateLimiter` whose schedules hold across all worker processes and hosts."""
+
+    def __init__(
+        self,
+        connection: asyncpg.Connection,
+        *,
+        default: Rate | None = None,
+        overrides: Mapping[str, Rate] | None = None,
+    ) -> None:
+        self._conn = connection
+        self.default = default
+        self._overrides = dict(overrides or {})
+        self._lock = asyncio.Lock()  # one connection: one statement at a time
+
+    @classmethod
+    async def connect(
+        cls, dsn: str, *, default: Rate | None = None, overrides: Mapping[str, Rate] | None = None
+    ) -> PostgresRateLimiter:
+        connection = await asyncpg.connect(dsn)
+        return cls(connection, default=default, overrides=overrides)
+
+    def rate(self, key: str) -> Rate | None:
+        return self._overrides.get(key, self.default)
+
+    async def reserve(self, key: str, count: int = 1) -> float:
+        if count < 1:
+            raise ValueError(f"reserve at least 1 send, not {count}")
+        rate = self.rate(key)
+        if rate is None:
+            return 0.0
+        async with self._lock:
+            delay = await self._conn.fetchval(_RESERVE, key, count * rate.interval)
+        return max(float(delay), 0.0)
+
+    async def close(self) -> None:
+        await self._conn.close()
