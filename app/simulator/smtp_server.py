@@ -167,6 +167,8 @@ class SimulatedSMTP(SMTP):
             limit = self.mx.behaviour.max_connections
             self._over_limit = limit is not None and active > limit
             self.mx.live.add(self)
+        else:  # the TLS handshake was a round trip: the EHLO that follows starts a flight
+            self._new_flight = True
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:

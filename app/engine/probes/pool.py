@@ -95,6 +95,7 @@ class _Session:
     transaction_rcpts: int = 0
     invalid: int = 0
     over: bool = False  # the server hung up or said 421 (closing): carry nothing more
+    probed: dict[str, Reply] = field(default_factory=dict)  # catch-all probe replies by domain
 
 
 class SessionPool:
@@ -372,7 +373,7 @@ class SessionPool:
         )
         self._observe(lane.route.limit_key, got, error)
         answered: dict[int, Reply] = {}
-        probes: dict[str, Reply] = {}
+        probes: list[Reply] = []
         refusal = _refused(prelude, got)
         if refusal is not None or len(got) < len(prelude):
             state.in_transaction = False
@@ -388,6 +389,7 @@ class SessionPool:
                 a.domain: a.catch_all_probe
                 for a in flight
                 if a.catch_all_probe is not None
+                and a.domain not in state.probed
                 and 200 <= answered.get(id(a), _NO_REPLY).code < 300
             }
             if wanted and error is None:
@@ -397,8 +399,9 @@ class SessionPool:
                     )
                 more, error = await _exchange(session, [f"RCPT TO:<{p}>" for p in wanted.values()])
                 self._observe(lane.route.limit_key, more, error)
-                probes = dict(zip(wanted, more, strict=False))
-            for heard in [*answered.values(), *probes.values()]:
+                state.probed.update(zip(wanted, more, strict=False))
+                probes = more
+            for heard in [*answered.values(), *probes]:
                 state.rcpts += 1
                 state.transaction_rcpts += 1
                 outcome = replies.classify_reply(heard.code, heard.message).outcome
@@ -408,8 +411,9 @@ class SessionPool:
         requeue: list[_Ask] = []
         for ask in flight:
             reply = answered.get(id(ask))
-            if reply is not None and not (reply.code == 421 and reused and not ask.retried):
-                _settle(ask, Answer(reply, probes.get(ask.domain), session.mx_host, session.port))
+            if reply is not None and not (reply.code == 421 and not ask.retried):
+                probe = state.probed.get(ask.domain) if ask.catch_all_probe else None
+                _settle(ask, Answer(reply, probe, session.mx_host, session.port))
             elif reply is None and error is not None and not _worth_retry(error, ask, reused):
                 _settle(ask, error)
             else:

@@ -210,11 +210,6 @@ class ProbeSession:
                     "EHLO refused", code=response.code, reply=response.message
                 )
 
-    def _require(self) -> aiosmtplib.SMTP:
-        if self._smtp is None:
-            raise errors.SmtpDisconnected("session is not open")
-        return self._smtp
-
     @property
     def smtputf8(self) -> bool:
         return self._smtp is not None and self._smtp.supports_extension("smtputf8")
@@ -224,10 +219,10 @@ class ProbeSession:
         to pipelined commands come back in the order the commands were sent, so the n-th reply
         answers the n-th line). Callers send several lines only to a server that advertises
         PIPELINING. The replies read before a failure come back with the error."""
-        smtp = self._require()
-        protocol = smtp.protocol
-        if not isinstance(protocol, _PipelinedReplies):
-            raise errors.SmtpDisconnected("session is not open")
+        smtp = self._smtp
+        protocol = smtp.protocol if smtp is not None else None
+        if smtp is None or not isinstance(protocol, _PipelinedReplies):
+            return Flight([], errors.SmtpDisconnected("the server hung up"))
         encoding = "utf-8" if self.smtputf8 else "ascii"
         replies: list[Reply] = []
         started = time.perf_counter()

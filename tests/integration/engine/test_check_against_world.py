@@ -19,7 +19,7 @@ from app.engine import (
     Verifier,
     errors,
 )
-from app.simulator import World
+from app.simulator import Behaviour, World
 from app.verifiers import open_verifier
 from tests.conftest import world_settings
 
@@ -441,3 +441,78 @@ async def test_a_busy_mx_gets_one_slot_fewer_for_a_while(world: World) -> None:
     assert output.is_temporary
     assert held_after_421 == 1  # one slot parked: every process sharing the budget sees it
     assert held_later == 0
+
+
+async def test_concurrent_checks_share_pipelined_flights_and_keep_every_verdict(
+    world: World,
+) -> None:
+    """Many checks at once on one MX ride the same sessions: several RCPTs per write, each
+    reply matched to its own address, the verdicts those of one fresh session per address."""
+    names = ["alice", "bob", *(f"ghost{i}" for i in range(10)), "alice", "bob"]
+    addresses = [f"{name}@normal.test" for name in names] + [
+        "alice@strict.test",
+        "u1@strict.test",
+        "u2@strict.test",
+        "u3@strict.test",
+        "x@catchall.test",
+        "y@catchall.test",
+        "alice@full.test",
+        "bob@full.test",
+    ]
+
+    async with verifier_for(world, session_idle_timeout=0.0) as verifier:
+        fresh = [(await check(verifier, a))["is_reachable"] for a in addresses]
+    world.reset_recorders()
+    async with verifier_for(world, session_idle_timeout=5.0) as verifier:
+        outputs = await asyncio.gather(*(check(verifier, a) for a in addresses))
+    shared = [o["is_reachable"] for o in outputs]
+
+    assert shared == fresh
+    assert fresh[:2] == ["safe", "safe"]
+    assert set(fresh[2:12]) == {"invalid"}
+    normal = world.recorder("mx.normal.test")
+    assert normal.rcpt_count >= len(names)
+    # Beyond each session's banner, EHLO, STARTTLS, EHLO and QUIT: fewer round trips than
+    # RCPTs, so several went out in one write.
+    flights = normal.round_trips - 5 * normal.connections
+    assert flights < normal.rcpt_count
+
+
+async def test_a_server_without_pipelining_gets_one_command_per_round_trip() -> None:
+    world = World()
+    world.add_mx("mx.plain.test", ip="127.0.0.60", behaviour=Behaviour(pipelining=False))
+    world.add_domain("plain.test", mx=[(10, "mx.plain.test")], mailboxes=["alice", "bob"])
+    with world:
+        async with verifier_for(world, session_idle_timeout=5.0) as verifier:
+            names = ["alice", "bob", "carol", "dave", "alice"]
+            outputs = await asyncio.gather(*(check(verifier, f"{n}@plain.test") for n in names))
+        recorder = world.recorder("mx.plain.test")
+        verbs = [line.split()[0].upper() for _, line in recorder.commands]
+
+    assert [o["is_reachable"] for o in outputs] == ["safe", "safe", "invalid", "invalid", "safe"]
+    # every command, QUIT included, had its own round trip (plus the banner)
+    assert recorder.round_trips == len(verbs) + recorder.connections
+
+
+async def test_a_send_rate_spaces_the_rcpts_to_an_mx_group(world: World) -> None:
+    addresses = [f"ghost{i}@normal.test" for i in range(6)]
+    async with verifier_for(world, mx_rate="10/s") as verifier:
+        started = asyncio.get_running_loop().time()
+        outputs = await asyncio.gather(*(check(verifier, a) for a in addresses))
+        took = asyncio.get_running_loop().time() - started
+
+    assert {o["is_reachable"] for o in outputs} == {"invalid"}
+    # 6 RCPTs at 10 a second: the last goes out 0.5 s after the first, at the earliest
+    assert took >= 0.5
+
+
+async def test_a_tarpit_is_remembered_and_shortens_the_next_connect_timeouts(world: World) -> None:
+    async with verifier_for(world, connect_timeout=0.3) as verifier:
+        for name in ("alice", "bob"):
+            assert (await check(verifier, f"{name}@tarpit.test"))["is_reachable"] == "unknown"
+        stats = verifier.pool.behaviour.stats("mx.tarpit.test")
+        timeouts = verifier.pool.behaviour.timeouts("mx.tarpit.test", connect=30.0, command=30.0)
+
+    assert stats is not None
+    assert stats.tarpitting
+    assert timeouts[0] < 30.0

@@ -104,6 +104,7 @@ def test_pipelined_commands_get_their_replies_in_order(std: World):
     assert replies == ["250", "250", "550", "250", "250", "221"]
     recorder = std.recorder("mx.normal.test")
     assert recorder.rcpt_count == 3
+    assert recorder.round_trips == 3  # the banner, EHLO, and one flight of six commands
     assert [line for _, line in recorder.commands][2:5] == [
         "RCPT TO:<alice@normal.test>",
         "RCPT TO:<carol@normal.test>",
