@@ -4,7 +4,9 @@ makes each tick run once across all workers).
 - `retry_stalled_jobs`: procrastinate notices dead workers (no heartbeat for
   `worker_stalled_timeout`) but does not retry their jobs by itself. This runs its stalled-job
   query and puts those jobs back in the queue, so a worker killed with -9 loses nothing.
-- `prune`: deletes bulk jobs older than `result_retention_days`, with their results.
+- `prune`: deletes bulk jobs older than `result_retention_days`, with their results, and the
+  shared MX state nobody needs any more (send schedules in the past, behaviour rows too old
+  to be read).
 - `prune_queue`: deletes failed and aborted procrastinate jobs past the same age (succeeded
   ones are deleted as they finish, cancelled ones when cancelled).
 """
@@ -17,14 +19,21 @@ from datetime import UTC, datetime, timedelta
 
 from procrastinate import App, JobContext
 from procrastinate.exceptions import ConnectorException
+from sqlalchemy import text
 
 from app import queue
 from app.db import jobs
+from app.db.mx_behaviour import READ_WINDOW
 from app.db.session import session_scope
 from app.settings import Settings
 from worker.tasks import deps_of
 
 log = logging.getLogger(__name__)
+
+_FORGET_MX_STATE = text(
+    "WITH rates AS (DELETE FROM mx_rates WHERE next_at < now() - interval '1 hour') "
+    "DELETE FROM mx_behaviour WHERE updated_at < now() - make_interval(secs => :window)"
+)
 
 RETRY_STALLED_TASK = f"{queue.NAMESPACE}:retry_stalled_jobs"
 PRUNE_TASK = f"{queue.NAMESPACE}:prune"
@@ -81,6 +90,7 @@ async def prune(context: JobContext, timestamp: int) -> int:
     cutoff = datetime.now(UTC) - timedelta(days=deps.settings.result_retention_days)
     async with session_scope(deps.sessions) as session:
         deleted = await jobs.prune(session, created_before=cutoff)
+        await session.execute(_FORGET_MX_STATE, {"window": READ_WINDOW})
     if deleted:
         log.info("pruned %d bulk jobs created before %s", deleted, cutoff.isoformat())
     return deleted

@@ -108,6 +108,26 @@ async def test_prune_deletes_jobs_past_retention(
     assert len(sql(fresh_database_url, "SELECT id FROM bulk_jobs")) == 1
 
 
+async def test_prune_forgets_past_send_schedules_and_old_mx_behaviour(
+    context: JobContext, fresh_database_url: str
+) -> None:
+    sql(
+        fresh_database_url,
+        "INSERT INTO mx_rates (key, next_at) VALUES "
+        "('old', now() - interval '2 hours'), ('soon', now() + interval '1 minute')",
+    )
+    sql(
+        fresh_database_url,
+        "INSERT INTO mx_behaviour (key, replies, timeouts, busy, tarpits, updated_at) VALUES "
+        "('old', 1, 0, 0, 0, now() - interval '1 day'), ('recent', 1, 0, 0, 0, now())",
+    )
+
+    await periodic.prune(context, timestamp=0)
+
+    assert sql(fresh_database_url, "SELECT key FROM mx_rates") == [("soon",)]
+    assert sql(fresh_database_url, "SELECT key FROM mx_behaviour") == [("recent",)]
+
+
 def test_a_stalled_timeout_shorter_than_two_heartbeats_is_refused() -> None:
     with pytest.raises(ValidationError, match="worker_stalled_timeout"):
         Settings(worker_heartbeat_interval=10, worker_stalled_timeout=15)
