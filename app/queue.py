@@ -66,6 +66,9 @@ CANCEL_PENDING = text(
 Tasks already running finish (their results are kept); the task body also checks the job."""
 
 
+ESTIMATED_ROWS = text("SELECT reltuples FROM pg_class WHERE oid = 'procrastinate_jobs'::regclass")
+
+
 async def defer_verifications(
     session: AsyncSession,
     *,
@@ -90,7 +93,21 @@ async def defer_verifications(
             },
         )
         deferred += int(result.scalar_one() or 0)
+    await _keep_fetch_planned(session, added=deferred)
     return deferred
+
+
+async def _keep_fetch_planned(session: AsyncSession, *, added: int) -> None:
+    """Re-ANALYZE the queue when this job at least doubles what the planner thinks it holds.
+
+    procrastinate's fetch query is fast only through its priority index. Planned on statistics
+    of a near-empty queue, a freshly added job of 10,000 tasks is fetched by a bitmap scan and a
+    sort of every waiting row instead: about 7 ms per fetch rather than 0.1, for every task,
+    until autovacuum gets round to it (a minute or more). ANALYZE in this transaction counts its
+    own new rows, takes about 0.1 s per 100,000, and its statistics are published on commit."""
+    believed = await session.scalar(ESTIMATED_ROWS)
+    if added and (believed is None or added > max(float(believed), 0.0)):
+        await session.execute(text("ANALYZE procrastinate_jobs"))
 
 
 async def cancel_pending(session: AsyncSession, *, job_id: int) -> int:

@@ -34,6 +34,8 @@ from app.engine.rules.replies import Outcome
 RCPTS_PER_TRANSACTION = 50
 # RCPTs in one pipelined write (the invalid-recipient budget usually caps it lower).
 RCPTS_PER_FLIGHT = 20
+# Seconds a closed session keeps its slot.
+CLOSE_GRACE = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +272,9 @@ class SessionPool:
                 _settle(ask, errors.SmtpDisconnected("the session ended"))
             if state is not None:
                 await state.session.close()
+                # The server counts the connection until it has read our close: a moment more
+                # before the slot is anyone else's, or it may see one connection too many.
+                await asyncio.sleep(CLOSE_GRACE)
             lane.runners -= 1
             await self._limiter.release(lease)
             self._wake(lease.key)

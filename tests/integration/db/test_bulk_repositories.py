@@ -207,6 +207,19 @@ async def test_defer_creates_one_task_per_row_with_its_position(db_session: Asyn
     assert {t["job_id"] for t in tasks} == {job_id}
 
 
+async def test_a_job_that_outgrows_the_queue_statistics_refreshes_them(
+    db_session: AsyncSession,
+) -> None:
+    """So the workers' fetch query keeps its index plan (see queue._keep_fetch_planned)."""
+    believed = float(await db_session.scalar(queue.ESTIMATED_ROWS) or 0)
+    emails = [f"u{i}@x.test" for i in range(max(500, int(2 * believed) + 1))]
+    job_id = await new_job(db_session, len(emails))
+
+    await queue.defer_verifications(db_session, job_id=job_id, emails=emails)
+
+    assert float(await db_session.scalar(queue.ESTIMATED_ROWS) or 0) >= len(emails)
+
+
 async def test_a_rolled_back_submit_leaves_neither_job_nor_tasks(
     db_session: AsyncSession,
 ) -> None:
