@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import signal
+import statistics
 import subprocess
 import time
 from typing import Any
@@ -112,6 +113,10 @@ def run(
         "refused_421": sum(s["refused_421"] for s in stats.values()),
         "data": sum(s["data"] for s in stats.values()),
         "cpu_ms": {k: v * 1000 / n for k, v in cpu.items()},
+        "check_ms": statistics.mean(
+            r["debug"]["duration"]["secs"] * 1000 + r["debug"]["duration"]["nanos"] / 1e6
+            for r in results
+        ),
     }
 
 
@@ -126,6 +131,7 @@ def report(result: dict[str, Any], n: int) -> None:
         f"{result['peak']}"
     )
     print(f"  421 refusals         {result['refused_421']}")
+    print(f"  engine time          {result['check_ms']:.0f} ms per check (mean, in the worker)")
     print(f"  DATA commands        {result['data']}")
     spent = ", ".join(f"{k} {v:.2f}" for k, v in result["cpu_ms"].items())
     print(f"  CPU ms per address   {spent} (2 cores = 2,000 ms/s)")

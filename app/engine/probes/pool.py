@@ -150,7 +150,7 @@ class SessionPool:
         if lane is None:
             lane = self._lanes[route] = _Lane(route, policy, connect)
         if self._max_waiters is not None and len(lane.queue) >= self._max_waiters:
-            raise NoSlot(f"{len(lane.queue)} checks already wait for an SMTP slot for {route}")
+            raise NoSlot(f"{len(lane.queue)} checks already wait for {route.mx_host}")
         ask = _Ask(recipient, domain, catch_all_probe, asyncio.get_running_loop().create_future())
         lane.queue.append(ask)
         lane.work.set()
