@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     # is dead, and the jobs it held are retried by any live worker's periodic check.
     worker_heartbeat_interval: float = Field(default=10.0, gt=0)
     worker_stalled_timeout: float = Field(default=30.0, gt=0)
-    worker_poll_interval: float = Field(default=5.0, gt=0)
+    worker_poll_interval: float = Field(default=0.5, gt=0)
     worker_shutdown_timeout: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
