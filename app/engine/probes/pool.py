@@ -261,7 +261,12 @@ class SessionPool:
             while not self._closing:
                 flight = self._board(lane, state)
                 if flight:
-                    await self._fly(lane, state, flight)
+                    try:
+                        await self._fly(lane, state, flight)
+                    except Exception as exc:  # not the server's doing: tell its checks, stop
+                        for ask in flight:
+                            _settle(ask, exc)
+                        break
                     flight = []
                     if self.idle_timeout <= 0 or self._spent(lane.policy, state):
                         break

@@ -516,3 +516,52 @@ async def test_a_tarpit_is_remembered_and_shortens_the_next_connect_timeouts(wor
     assert stats is not None
     assert stats.tarpitting
     assert timeouts[0] < 30.0
+
+
+def transactions(recorder_commands: list[tuple[int, str]]) -> list[list[str]]:
+    """The RCPT addresses of each transaction (MAIL FROM to RSET/QUIT), per connection."""
+    found: dict[tuple[int, int], list[str]] = {}
+    started: dict[int, int] = {}
+    for connection, line in recorder_commands:
+        verb = line.split(":")[0].split()[0].upper()
+        if verb == "MAIL":
+            started[connection] = started.get(connection, 0) + 1
+        elif verb == "RCPT":
+            key = (connection, started[connection])
+            found.setdefault(key, []).append(line.split("<", 1)[1].rstrip(">"))
+    return list(found.values())
+
+
+async def test_provider_policies_hold_on_pipelined_sessions() -> None:
+    """Gmail: one domain per transaction (RSET between). Consumer Outlook: one recipient per
+    session. Both with many checks at once, so flights would carry several if allowed."""
+    world = World()
+    world.add_mx("gmail-smtp-in.l.google.com", ip="127.0.0.61")
+    world.add_mx("hotmail-com.olc.protection.outlook.com", ip="127.0.0.62")
+    for domain in ("one.test", "two.test"):
+        world.add_domain(domain, mx=[(5, "gmail-smtp-in.l.google.com")], mailboxes=["alice"])
+    world.add_domain(
+        "hot.test", mx=[(5, "hotmail-com.olc.protection.outlook.com")], mailboxes=["alice"]
+    )
+    addresses = [
+        f"{name}@{domain}"
+        for name in ("alice", "bob", "carol")
+        for domain in ("one.test", "two.test", "hot.test")
+    ]
+    with world:
+        async with verifier_for(world, session_idle_timeout=5.0) as verifier:
+            outputs = await asyncio.gather(*(check(verifier, a) for a in addresses))
+        gmail = transactions(world.recorder("gmail-smtp-in.l.google.com").commands)
+        outlook = world.recorder("hotmail-com.olc.protection.outlook.com")
+        outlook_rcpts, outlook_connections = outlook.rcpt_count, outlook.connections
+
+    verdicts = {a: o["is_reachable"] for a, o in zip(addresses, outputs, strict=True)}
+    assert {a for a, v in verdicts.items() if v == "safe"} == {
+        "alice@one.test",
+        "alice@two.test",
+        "alice@hot.test",
+    }
+    assert all(len({rcpt.split("@")[1] for rcpt in rcpts}) == 1 for rcpts in gmail)
+    assert sum(len(rcpts) for rcpts in gmail) == 6
+    assert max(len(rcpts) for rcpts in gmail) > 1  # yet each carried several
+    assert outlook_rcpts == outlook_connections == 3
