@@ -331,8 +331,6 @@ class SessionPool:
             policy.max_invalid_rcpts_per_session - state.invalid,
             RCPTS_PER_FLIGHT if self.idle_timeout > 0 else 1,
         )
-        if not state.session.pipelining:
-            room = min(room, 1 if self.idle_timeout <= 0 else room)
         taken: list[_Ask] = []
         probing: set[str] = set()
         domain: str | None = None
@@ -421,16 +419,16 @@ class SessionPool:
         requeue: list[_Ask] = []
         for ask in flight:
             reply = answered.get(id(ask))
-            if reply is not None and not (reply.code == 421 and not ask.retried):
+            if reply is not None and (reply.code != 421 or ask.retried):
                 probe = state.probed.get(ask.domain) if ask.catch_all_probe else None
                 _settle(ask, Answer(reply, probe, session.mx_host, session.port))
-            elif reply is None and error is not None and not _worth_retry(error, ask, reused):
-                _settle(ask, error)
-            else:
-                # The server hung up (or said 421, closing) before answering: once more, on
+            elif not ask.retried and (reply is not None or _worth_retry(error, reused=reused)):
+                # The server said 421 (closing) or hung up before answering: once more, on
                 # another session.
                 ask.retried = True
                 requeue.append(ask)
+            else:
+                _settle(ask, error or errors.SmtpDisconnected("no reply"))
         if requeue:
             lane.queue.extendleft(reversed(requeue))
             lane.work.set()
@@ -470,10 +468,10 @@ def _refused(prelude: list[str], got: list[Reply]) -> errors.SmtpProtocolError |
     return None
 
 
-def _worth_retry(error: errors.SmtpError, ask: _Ask, reused: bool) -> bool:
+def _worth_retry(error: errors.SmtpError | None, *, reused: bool) -> bool:
     """Once more on another session: after a hang-up, or a 421 (closing) from a session that
     had served before. Not after a timeout: a tarpit would only make the check wait twice."""
-    if ask.retried or isinstance(error, errors.SmtpTimeout):
+    if isinstance(error, errors.SmtpTimeout):
         return False
     if isinstance(error, errors.SmtpProtocolError):
         return reused and error.code == 421
