@@ -87,4 +87,4 @@ async def test_a_schedule_in_the_past_means_no_wait(rates_factory: Factory) -> N
     await asyncio.sleep(0.1)
 
     assert await limiter.reserve("mx.idle.test") == 0.0
-    assert await limiter.reserve("mx.idle.test") == pytest.approx(0.05, abs=0.02)
+    assert 0.0 < await limiter.reserve("mx.idle.test") <= 0.05  # one interval, less the call
