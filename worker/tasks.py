@@ -30,6 +30,7 @@ from app.engine.model import (
     SyntaxDetails,
     VerifMethod,
 )
+from app.engine.rules import adapt
 from app.settings import Settings
 from worker import retry, throttle
 from worker.writer import ResultWriter
@@ -85,9 +86,13 @@ async def verify_address(context: JobContext, *, job_id: int, position: int, ema
     try:
         output = await deps.verifier.check(job.options.check_request(email))
     except NoSlot as exc:
-        log.info("row %s of job %s: %s; deferred again", position, job_id, exc)
         # Every slot of this MX group is busy: give the worker to other MXes and come back.
-        await throttle.defer_again(context, job_id=job_id, position=position, email=email)
+        seen = deps.verifier.pool.behaviour.stats(exc.key) if exc.key else None
+        delay = adapt.retry_delay(seen, base=throttle.BASE_DELAY)
+        log.info("row %s of job %s: %s; deferred by %.1f s", position, job_id, exc, delay)
+        await throttle.defer_again(
+            context, job_id=job_id, position=position, email=email, delay=delay
+        )
         return "throttled: re-deferred"
     except Exception as exc:
         if not retry.is_last_run(attempts_done=attempts_done):

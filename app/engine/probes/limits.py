@@ -33,6 +33,10 @@ class NoSlot(errors.EngineError):
 
     kind = "NoSlot"
 
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key  # the MX group, when known
+
 
 class MxLimiter(Protocol):
     async def try_acquire(self, key: str) -> Lease | None:

@@ -150,7 +150,9 @@ class SessionPool:
         if lane is None:
             lane = self._lanes[route] = _Lane(route, policy, connect)
         if self._max_waiters is not None and len(lane.queue) >= self._max_waiters:
-            raise NoSlot(f"{len(lane.queue)} checks already wait for {route.mx_host}")
+            raise NoSlot(
+                f"{len(lane.queue)} checks already wait for {route.mx_host}", key=route.limit_key
+            )
         ask = _Ask(recipient, domain, catch_all_probe, asyncio.get_running_loop().create_future())
         lane.queue.append(ask)
         lane.work.set()
@@ -161,7 +163,7 @@ class SessionPool:
             while not (await asyncio.wait({ask.future}, timeout=self._slot_wait))[0]:
                 if ask in lane.queue and lane.runners == 0:
                     lane.queue.remove(ask)
-                    raise NoSlot(f"no free SMTP slot for {route.limit_key}")
+                    raise NoSlot(f"no free SMTP slot for {route.limit_key}", key=route.limit_key)
             return await ask.future
         except asyncio.CancelledError:
             if ask in lane.queue:

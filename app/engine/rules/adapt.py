@@ -106,3 +106,20 @@ def adapted_timeouts(
         return connect, command
     fitted = max(COMMAND_FLOOR, LATENCY_MULTIPLE * stats.latency_ewma)
     return connect, min(command, fitted)
+
+
+RETRY_CAP = 60.0
+"""The longest a task that found its MX group full waits before it comes back."""
+
+
+def retry_delay(stats: MxStats | None, *, base: float) -> float:
+    """How long a task that found its MX group's slots all taken waits before trying again.
+
+    A group that is only busy with our own sessions frees a slot within a flight or two: `base`.
+    One that has been turning sessions away (421s) or tarpitting is pressed on less: the wait
+    doubles for each recent such sign, up to `RETRY_CAP`, so its queued addresses stop
+    knocking every second while the slots it has left work through them."""
+    if stats is None:
+        return base
+    signs = stats.busy + stats.tarpits
+    return min(RETRY_CAP, base * float(2.0 ** min(signs, 16.0)))

@@ -6,10 +6,12 @@ import pytest
 
 from app.engine.rules.adapt import (
     COMMAND_FLOOR,
+    RETRY_CAP,
     TARPIT_CONNECT,
     MxStats,
     adapted_timeouts,
     merged,
+    retry_delay,
 )
 
 CONFIGURED = {"connect": 10.0, "command": 10.0}
@@ -66,3 +68,14 @@ def test_merged_counts_add_and_latencies_average_by_replies() -> None:
 def test_merged_keeps_the_one_latency_known() -> None:
     assert merged(MxStats(tarpits=1), answering(0.3)).latency_ewma == pytest.approx(0.3)
     assert merged(MxStats(tarpits=1), MxStats(busy=1)).latency_ewma is None
+
+
+def test_a_full_group_that_behaves_is_retried_soon() -> None:
+    assert retry_delay(None, base=0.5) == 0.5
+    assert retry_delay(answering(0.05), base=0.5) == 0.5
+
+
+def test_each_recent_421_or_tarpit_doubles_the_wait_up_to_the_cap() -> None:
+    assert retry_delay(MxStats(busy=1), base=0.5) == 1.0
+    assert retry_delay(MxStats(busy=1, tarpits=2), base=0.5) == 4.0
+    assert retry_delay(MxStats(busy=500), base=0.5) == RETRY_CAP
