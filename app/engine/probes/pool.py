@@ -221,12 +221,13 @@ class SessionPool:
             lane.hiring = self._spawn(self._hire(lane), name="mxprobe-hire")
 
     async def _hire(self, lane: _Lane) -> None:
-        """Open sessions, one connect at a time, while recipients wait and no session is free,
-        as the budget allows; poll the shared budget with backoff (another process may free a
-        slot)."""
+        """Open sessions, one connect at a time, while more recipients wait than the route has
+        sessions and none is free, as the budget allows. The shared budget is polled with
+        backoff (another process may free a slot), and more slowly while sessions of ours
+        serve the route: they will carry the waiting recipients anyway, pipelined."""
         key = lane.route.limit_key
         pause = 0.02
-        while lane.queue and lane.idle == 0 and not self._closing:
+        while len(lane.queue) > lane.runners and lane.idle == 0 and not self._closing:
             lease = None if lane.starting else await self._limiter.try_acquire(key)
             if lease is not None:
                 lane.runners += 1
@@ -238,7 +239,7 @@ class SessionPool:
             event.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=pause)
-            pause = min(pause * 2, 0.25)
+            pause = min(pause * 2, 0.25 if lane.runners else 0.1)
 
     async def _serve(self, lane: _Lane, lease: Lease) -> None:
         """One session: open it, carry flights of recipients until the policy or the idle
