@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
 from procrastinate import App, JobContext
-from procrastinate.jobs import Job
 from pydantic import ValidationError
 
 from app import queue
-from app.db.session import make_engine, make_sessionmaker
 from app.engine import Resolver, Verifier
 from app.settings import Settings
-from worker import periodic, tasks
-from worker.writer import ResultWriter
+from tests.integration.worker.conftest import job_context
+from worker import periodic
 
 
 @pytest.fixture
@@ -27,30 +24,15 @@ async def context(fresh_database_url: str) -> AsyncIterator[JobContext]:
         worker_stalled_timeout=2.0,
         result_retention_days=30,
     )
-    engine = make_engine(fresh_database_url, pool_size=2)
     resolver = Resolver(settings.dns_config())
-    deps = tasks.Deps(
-        settings=settings,
-        verifier=Verifier(settings.probe_config(), resolver=resolver),
-        sessions=make_sessionmaker(engine),
-        writer=ResultWriter(make_sessionmaker(engine)),
-    )
-    app = queue.make_app(fresh_database_url, pool_size=2)
-    async with app.open_async():
-        yield JobContext(
-            app=app,
-            job=Job(
-                id=0,
-                queue=queue.MAINTENANCE_QUEUE,
-                lock=None,
-                queueing_lock=None,
-                task_name=periodic.RETRY_STALLED_TASK,
-            ),
-            additional_context={"deps": deps},
-            start_timestamp=time.time(),
-            abort_reason=lambda: None,
-        )
-    await engine.dispose()
+    verifier = Verifier(settings.probe_config(), resolver=resolver)
+    async with job_context(
+        settings,
+        verifier,
+        task_name=periodic.RETRY_STALLED_TASK,
+        queue_name=queue.MAINTENANCE_QUEUE,
+    ) as context:
+        yield context
     await resolver.close()
 
 

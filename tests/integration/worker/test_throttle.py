@@ -3,55 +3,36 @@ group that has been turning sessions away."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
 from procrastinate import JobContext
-from procrastinate.jobs import Job
 
 from app import queue
 from app.db import jobs
 from app.db.jobs import JobOptions
-from app.db.session import make_engine, make_sessionmaker, session_scope
+from app.db.session import session_scope
 from app.engine import LocalMxLimiter, Resolver, SessionPool, Verifier
 from app.simulator import World
 from tests.conftest import world_settings
+from tests.integration.worker.conftest import job_context
 from worker import tasks
-from worker.writer import ResultWriter
 
 
 @pytest.fixture
 async def context(world: World, fresh_database_url: str) -> AsyncIterator[JobContext]:
     settings = world_settings(world, database_url=fresh_database_url)
-    engine = make_engine(fresh_database_url, pool_size=2)
     resolver = Resolver(settings.dns_config())
     # Every slot of every MX group is taken (by "another process").
     pool = SessionPool(limiter=LocalMxLimiter(per_mx=0, total=10), slot_wait=0.1)
     verifier = Verifier(settings.probe_config(), resolver=resolver, pool=pool, raise_no_slot=True)
-    sessions = make_sessionmaker(engine)
-    deps = tasks.Deps(
-        settings=settings, verifier=verifier, sessions=sessions, writer=ResultWriter(sessions)
-    )
-    app = queue.make_app(fresh_database_url, pool_size=2)
-    async with app.open_async():
-        yield JobContext(
-            app=app,
-            job=Job(
-                id=0,
-                queue=queue.VERIFY_QUEUE,
-                lock=None,
-                queueing_lock=None,
-                task_name=queue.VERIFY_TASK,
-            ),
-            additional_context={"deps": deps},
-            start_timestamp=time.time(),
-            abort_reason=lambda: None,
-        )
+    async with job_context(
+        settings, verifier, task_name=queue.VERIFY_TASK, queue_name=queue.VERIFY_QUEUE
+    ) as context:
+        yield context
     await verifier.close()
     await resolver.close()
-    await engine.dispose()
 
 
 async def a_job(context: JobContext) -> int:
