@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import asyncpg  # type: ignore[import-untyped]
 
-from app.engine.rules.rates import Rate
+from app.engine.rules.rates import Rate, Rates
 
 # $2 is the span booked (count x interval, in seconds). The clock is read once, in `now`, so
 # the delay returned is exactly the booked send time minus that moment. A reservation that
@@ -44,8 +44,7 @@ class PostgresRateLimiter:
         overrides: Mapping[str, Rate] | None = None,
     ) -> None:
         self._conn = connection
-        self.default = default
-        self._overrides = dict(overrides or {})
+        self._rates = Rates(default, dict(overrides or {}))
         self._lock = asyncio.Lock()  # one connection: one statement at a time
 
     @classmethod
@@ -55,17 +54,12 @@ class PostgresRateLimiter:
         connection = await asyncpg.connect(dsn)
         return cls(connection, default=default, overrides=overrides)
 
-    def rate(self, key: str) -> Rate | None:
-        return self._overrides.get(key, self.default)
-
     async def reserve(self, key: str, count: int = 1) -> float:
-        if count < 1:
-            raise ValueError(f"reserve at least 1 send, not {count}")
-        rate = self.rate(key)
-        if rate is None:
+        span = self._rates.span(key, count)
+        if not span:
             return 0.0
         async with self._lock:
-            delay = await self._conn.fetchval(_RESERVE, key, count * rate.interval)
+            delay = await self._conn.fetchval(_RESERVE, key, span)
         return max(float(delay), 0.0)
 
     async def close(self) -> None:

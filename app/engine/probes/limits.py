@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from app.engine import errors
-from app.engine.rules.rates import Rate
+from app.engine.rules.rates import Rate, Rates
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,24 +113,18 @@ class LocalRateLimiter:
         overrides: Mapping[str, Rate] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.default = default
-        self._overrides = dict(overrides or {})
+        self._rates = Rates(default, dict(overrides or {}))
         self._clock = clock
         self._next_at: dict[str, float] = {}
         self._prune_above = 1024
 
-    def rate(self, key: str) -> Rate | None:
-        return self._overrides.get(key, self.default)
-
     async def reserve(self, key: str, count: int = 1) -> float:
-        if count < 1:
-            raise ValueError(f"reserve at least 1 send, not {count}")
-        rate = self.rate(key)
-        if rate is None:
+        span = self._rates.span(key, count)
+        if not span:
             return 0.0
         now = self._clock()
         send_at = max(self._next_at.get(key, now), now)
-        self._next_at[key] = send_at + count * rate.interval
+        self._next_at[key] = send_at + span
         self._prune(now)
         return send_at - now
 

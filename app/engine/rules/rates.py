@@ -10,7 +10,8 @@ never nine at once and then a minute's silence.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
 _RATE = re.compile(r"([0-9]+) */ *([smhd])")
@@ -47,3 +48,18 @@ def parse_rate(text: str) -> Rate:
             "e.g. '9/m' for 9 a minute"
         )
     return Rate(int(match.group(1)), match.group(2))
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """Which rate each MX group gets: its override, else the default (None: no limit)."""
+
+    default: Rate | None = None
+    overrides: Mapping[str, Rate] = field(default_factory=dict)
+
+    def span(self, key: str, count: int) -> float:
+        """Seconds that `count` sends to group `key` take in its schedule (0.0: no rate)."""
+        if count < 1:
+            raise ValueError(f"reserve at least 1 send, not {count}")
+        rate = self.overrides.get(key, self.default)
+        return 0.0 if rate is None else count * rate.interval

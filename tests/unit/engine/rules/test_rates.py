@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine.rules.rates import Rate, parse_rate
+from app.engine.rules.rates import Rate, Rates, parse_rate
 
 
 @pytest.mark.parametrize(
@@ -53,3 +53,16 @@ def test_a_rate_of_nothing_is_refused() -> None:
 
 def test_a_rate_prints_in_its_normal_form() -> None:
     assert str(parse_rate("9 / m")) == "9/m"
+
+
+def test_a_group_gets_its_override_else_the_default_else_no_rate() -> None:
+    rates = Rates(default=Rate(2, "s"), overrides={"gmail": Rate(9, "m")})
+
+    assert rates.span("gmail", 3) == pytest.approx(20.0)
+    assert rates.span("mx.other.test", 1) == 0.5
+    assert Rates().span("mx.other.test", 5) == 0.0
+
+
+def test_a_span_is_of_at_least_one_send() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        Rates().span("gmail", 0)
