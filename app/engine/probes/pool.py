@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from app.engine import errors
 from app.engine.probes.behaviour import MxBehaviour
 from app.engine.probes.limits import Lease, MxLimiter, NoSlot, RateLimiter
-from app.engine.probes.smtp import ProbeSession, Reply
+from app.engine.probes.smtp import ProbeSession, Reply, rcpt_to
 from app.engine.rules import replies
 from app.engine.rules.providers import ProviderPolicy
 from app.engine.rules.replies import Outcome
@@ -127,7 +127,6 @@ class SessionPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._shed: dict[str, int] = {}
         self._closing = False
-        self.sessions_opened = 0
 
     async def ask(
         self,
@@ -181,9 +180,6 @@ class SessionPool:
         self._shed[key] = self._shed.get(key, 0) + 1
         self._spawn(self._unshed(lease, seconds), name=f"mxprobe-shed-{key}")
         return True
-
-    def shed_slots(self, key: str) -> int:
-        return self._shed.get(key, 0)
 
     async def _unshed(self, lease: Lease, seconds: float) -> None:
         try:
@@ -259,7 +255,6 @@ class SessionPool:
                 raise
             lane.starting -= 1
             self._wake(lease.key)
-            self.sessions_opened += 1
             state = _Session(session, lease)
             while not self._closing:
                 flight = self._board(lane, state)
@@ -374,14 +369,12 @@ class SessionPool:
         ):
             prelude.append("RSET")
         if prelude or not state.in_transaction:
-            prelude.append(f"MAIL FROM:<{session.from_email}>" + (" SMTPUTF8" if utf8 else ""))
+            prelude.append(session.mail_from(utf8=utf8))
         if self._rates is not None:
             delay = await self._rates.reserve(lane.route.limit_key, len(flight))
             if delay > 0:
                 await asyncio.sleep(delay)
-        got, error = await _exchange(
-            session, [*prelude, *(f"RCPT TO:<{a.recipient}>" for a in flight)]
-        )
+        got, error = await _exchange(session, [*prelude, *(rcpt_to(a.recipient) for a in flight)])
         self._observe(lane.route.limit_key, got, error)
         answered: dict[int, Reply] = {}
         probes: list[Reply] = []
@@ -408,7 +401,7 @@ class SessionPool:
                     await asyncio.sleep(
                         await self._rates.reserve(lane.route.limit_key, len(wanted))
                     )
-                more, error = await _exchange(session, [f"RCPT TO:<{p}>" for p in wanted.values()])
+                more, error = await _exchange(session, [rcpt_to(p) for p in wanted.values()])
                 self._observe(lane.route.limit_key, more, error)
                 state.probed.update(zip(wanted, more, strict=False))
                 probes = more

@@ -46,6 +46,12 @@ def _command(line: str, encoding: str) -> bytes:
     return line.encode(encoding) + b"\r\n"
 
 
+def rcpt_to(address: str) -> str:
+    """The RCPT TO line for `address` (refused if the address could break out of it)."""
+    _ensure_safe(address)
+    return f"RCPT TO:<{address}>"
+
+
 def _ensure_safe(*values: str) -> None:
     for value in values:
         if has_control_chars(value) or any(c in value for c in "<>"):
@@ -153,8 +159,6 @@ class ProbeSession:
         self._proxy = proxy
         self._starttls = starttls
         self._smtp: _SMTP | None = None
-        self.tls = False
-        self.round_trips = 0
 
     @property
     def pipelining(self) -> bool:
@@ -186,12 +190,9 @@ class ProbeSession:
             if smtp.protocol is not None:
                 # Same object, same state; only reading differs (see _PipelinedReplies).
                 smtp.protocol.__class__ = _PipelinedReplies
-            self.round_trips += 1
             await self._ehlo(smtp)
             if self._starttls and smtp.supports_extension("starttls"):
                 await smtp.starttls(tls_context=_tls_context(), server_hostname=self.mx_host)
-                self.round_trips += 1
-                self.tls = True
                 await self._ehlo(smtp)
         except BaseException as exc:
             smtp.close()
@@ -200,15 +201,17 @@ class ProbeSession:
 
     async def _ehlo(self, smtp: aiosmtplib.SMTP) -> None:
         response = await smtp.ehlo(hostname=self.hello_name)
-        self.round_trips += 1
         if response.code != 250:
             # Some old servers only speak HELO.
             response = await smtp.helo(hostname=self.hello_name)
-            self.round_trips += 1
             if response.code != 250:
                 raise errors.SmtpProtocolError(
                     "EHLO refused", code=response.code, reply=response.message
                 )
+
+    def mail_from(self, *, utf8: bool) -> str:
+        """The MAIL FROM line opening a transaction (SMTPUTF8 when a recipient needs it)."""
+        return f"MAIL FROM:<{self.from_email}>" + (" SMTPUTF8" if utf8 else "")
 
     @property
     def smtputf8(self) -> bool:
@@ -240,7 +243,6 @@ class ProbeSession:
             assert isinstance(error, errors.SmtpError)
             return Flight(replies, error)
         finally:
-            self.round_trips += 1
             protocol.owed = 0
         return Flight(replies, None)
 
@@ -252,7 +254,6 @@ class ProbeSession:
         try:
             if smtp.is_connected:
                 await smtp.quit(timeout=min(self._command_timeout, 5.0))
-                self.round_trips += 1
         except (aiosmtplib.SMTPException, OSError, TimeoutError):
             pass
         finally:
