@@ -277,11 +277,13 @@ class Verifier:
         """Ask on a session of this route (the pool reuses and pipelines)."""
 
         key = route.limit_key
-        connect_timeout, command_timeout = self.pool.behaviour.timeouts(
-            key, connect=self.config.connect_timeout, command=self.config.smtp_timeout
-        )
 
         async def connect() -> ProbeSession:
+            # The pool keeps a route's first `connect` for every session it opens later:
+            # what was learnt of the group meanwhile is read here, at each connect.
+            connect_timeout, command_timeout = self.pool.behaviour.timeouts(
+                key, connect=self.config.connect_timeout, command=self.config.smtp_timeout
+            )
             session = ProbeSession(
                 mx_host=route.mx_host,
                 address=route.address,
