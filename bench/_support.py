@@ -1,5 +1,6 @@
-"""What the bulk benchmarks share: a scratch database, the service's processes, the bench
-world in a process of its own, and SQL to fill a job with a million results quickly.
+"""What the bulk benchmarks share: a scratch database, the service's processes (started as the
+acceptance tests start them), the bench world in a process of its own, and SQL to fill a job
+with a million results quickly.
 
 The database is DATABASE_URL's server when set, else an embedded PostgreSQL under bench/out/.
 Each benchmark makes a database of its own there and drops it at the end.
@@ -10,21 +11,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from app.db import embedded, migrate
+from tests.fixtures import services
+from tests.fixtures.services import Service
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
@@ -54,69 +54,28 @@ def scratch_database(prefix: str) -> Iterator[str]:
 
 
 def env_for(database_url: str, **settings: object) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MXPROBE_")}
-    env["DATABASE_URL"] = database_url
-    env["PYTHONUNBUFFERED"] = "1"
-    for name, value in settings.items():
-        env[f"MXPROBE_{name.upper()}"] = str(value)
-    return env
-
-
-class Process:
-    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        OUT.mkdir(parents=True, exist_ok=True)
-        self.log = (OUT / f"{name}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
-def start_api(env: dict[str, str], port: int = 18080) -> tuple[Process, str]:
-    api = Process(
-        "api",
-        [
-            "-m",
-            "uvicorn",
-            "app.api.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env,
+    return services.service_env(
+        database_url, {f"MXPROBE_{name.upper()}": str(value) for name, value in settings.items()}
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return api, url
-        if api.proc.poll() is not None or time.monotonic() > deadline:
-            api.stop()
-            raise RuntimeError(f"the API did not start; see {OUT / 'api.log'}")
-        time.sleep(0.1)
 
 
-def start_workers(env: dict[str, str], count: int, concurrency: int) -> list[Process]:
-    return [Process(f"worker{n}", ["-m", "worker", str(concurrency)], env) for n in range(count)]
+def start(name: str, args: list[str], env: dict[str, str]) -> Service:
+    """A subprocess of the repository's Python, its output in bench/out/NAME.log."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    return Service(name, args, env=env, logs=OUT)
+
+
+def start_api(env: dict[str, str]) -> tuple[Service, str]:
+    OUT.mkdir(parents=True, exist_ok=True)
+    return services.start_api(env=env, logs=OUT)
+
+
+def start_workers(env: dict[str, str], count: int, concurrency: int) -> list[Service]:
+    OUT.mkdir(parents=True, exist_ok=True)
+    return [
+        services.start_worker(f"worker{n}", env=env, logs=OUT, concurrency=concurrency)
+        for n in range(count)
+    ]
 
 
 def start_bench_world(latency: float = 0.05) -> tuple[subprocess.Popen[str], dict[str, Any]]:

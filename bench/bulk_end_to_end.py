@@ -61,7 +61,7 @@ def noop_ceiling(database_url: str, count: int, workers: int, concurrency: int) 
     env = _support.env_for(database_url)
     started = time.perf_counter()
     procs = [
-        _support.Process(f"noop{n}", ["-m", "bench.noop_worker", str(concurrency)], env)
+        _support.start(f"noop{n}", ["-m", "bench.noop_worker", str(concurrency)], env)
         for n in range(workers)
     ]
     try:
