@@ -24,6 +24,7 @@ from app.engine import (
     LocalRateLimiter,
     MxBehaviour,
     MxLimiter,
+    ProbeOpener,
     RateLimiter,
     Resolver,
     SessionPool,
@@ -75,12 +76,14 @@ async def open_verifier(
     resolver = Resolver(settings.dns_config())
     book = MxBehaviour()
     pool = SessionPool(
+        opener=ProbeOpener(config, book),
         limiter=limiter,
         idle_timeout=config.session_idle_timeout,
         slot_wait=config.slot_wait,
         max_waiters=max_waiters,
         rates=rates,
         behaviour=book,
+        busy_cooldown=config.busy_cooldown,
     )
     verifier = Verifier(config, resolver=resolver, pool=pool, raise_no_slot=raise_no_slot)
     try:

@@ -31,7 +31,8 @@ from worker.tasks import deps_of
 log = logging.getLogger(__name__)
 
 _FORGET_MX_STATE = text(
-    "WITH rates AS (DELETE FROM mx_rates WHERE next_at < now() - interval '1 hour') "
+    "WITH rates AS (DELETE FROM mx_rates WHERE next_at < now() - interval '1 hour'), "
+    "budgets AS (DELETE FROM mx_budgets WHERE updated_at < now() - interval '1 day') "
     "DELETE FROM mx_behaviour WHERE updated_at < now() - make_interval(secs => :window)"
 )
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import queue
 from app.db import jobs, results
 from app.db.session import session_scope
-from app.engine import CheckEmailOutput, NoSlot, Reachable, Verifier
+from app.engine import CheckEmailOutput, NoSlot, Reachable, Verification, Verifier
 from app.engine.model import (
     CoreError,
     DebugDetails,
@@ -84,7 +84,7 @@ async def verify_address(context: JobContext, *, job_id: int, position: int, ema
         return "skipped: job cancelled"
 
     try:
-        output = await deps.verifier.check(job.options.check_request(email))
+        checked = await deps.verifier.verify(job.options.check_request(email))
     except NoSlot as exc:
         # Every slot of this MX group is busy: give the worker to other MXes and come back.
         seen = deps.verifier.pool.behaviour.stats(exc.key) if exc.key else None
@@ -98,9 +98,10 @@ async def verify_address(context: JobContext, *, job_id: int, position: int, ema
         if not retry.is_last_run(attempts_done=attempts_done):
             raise
         log.exception("verifying row %s of job %s failed on every attempt", position, job_id)
-        output = failed_output(email, exc)
+        checked = Verification(failed_output(email, exc), try_again=False)
 
-    if output.is_temporary:
+    output = checked.output
+    if checked.try_again:
         if retry.retry_temporary(
             attempts_done=attempts_done, max_attempts=deps.settings.greylist_max_attempts
         ):

@@ -125,3 +125,15 @@ class MxBehaviourRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (Index("ix_mx_behaviour_updated_at", "updated_at"),)
+
+
+class MxBudget(Base):
+    """The learnt session budget of one MX group (`app.db.mx_limits`): no row is one session."""
+
+    __tablename__ = "mx_budgets"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    budget: Mapped[int] = mapped_column(Integer)
+    # Set by a 421 at connect: the budget does not grow again before then.
+    capped_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

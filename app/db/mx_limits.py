@@ -5,6 +5,11 @@ taken on one dedicated connection per process. Why advisory locks rather than a 
 a process that dies (even by kill -9) loses its connection and PostgreSQL drops its locks at
 once, so no slot ever leaks and nothing needs expiring; taking or giving back a slot is one
 statement that touches no table, and it happens once per SMTP session, not per address.
+
+A group's budget is learnt (see `app.engine.probes.limits`): one row per group in
+`mx_budgets`, read by the statement that takes a slot, which also counts the group's slots
+held by every process (in `pg_locks`). No row means one session; `grow` adds one, up to the
+limit; `refused` sets it to the sessions open when a 421 came, until `capped_until`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,36 @@ SELECT s FROM (
 ) AS free
 WHERE pg_try_advisory_lock(hashtext('mxprobe:' || $1::text), s)
 LIMIT 1
+"""
+# A group's slot: only below the learnt budget, and only while fewer than the budget are held.
+_TAKE_GROUP = """
+SELECT s FROM (
+    SELECT s FROM generate_series(0, $2::int - 1) AS s
+    WHERE s <> ALL($3::int[])
+      AND s < (SELECT least($2::int, coalesce(max(budget), 1)) FROM mx_budgets WHERE key = $1)
+      AND (SELECT count(*) FROM pg_locks
+           WHERE locktype = 'advisory' AND objsubid = 2 AND granted
+             AND classid = hashtext('mxprobe:' || $1::text)::oid)
+          < (SELECT least($2::int, coalesce(max(budget), 1)) FROM mx_budgets WHERE key = $1)
+    OFFSET 0
+) AS free
+WHERE pg_try_advisory_lock(hashtext('mxprobe:' || $1::text), s)
+LIMIT 1
+"""
+_GROW = """
+INSERT INTO mx_budgets AS b (key, budget, updated_at) VALUES ($1, least(2, $2::int), now())
+ON CONFLICT (key) DO UPDATE SET budget = least(b.budget + 1, $2::int), updated_at = now()
+WHERE b.capped_until IS NULL OR b.capped_until <= now()
+"""
+# The refused session still holds its slot: the others are what the server took.
+_REFUSED = """
+INSERT INTO mx_budgets AS b (key, budget, capped_until, updated_at)
+SELECT $1, greatest(1, count(*)::int - 1), now() + make_interval(secs => $2), now()
+FROM pg_locks
+WHERE locktype = 'advisory' AND objsubid = 2 AND granted
+  AND classid = hashtext('mxprobe:' || $1::text)::oid
+ON CONFLICT (key) DO UPDATE
+SET budget = excluded.budget, capped_until = excluded.capped_until, updated_at = now()
 """
 _GIVE_BACK = "SELECT pg_advisory_unlock(hashtext('mxprobe:' || $1::text), $2::int)"
 _GLOBAL = "*"
@@ -64,15 +99,23 @@ class PostgresMxLimiter:
             overall = await self._take(_GLOBAL, self._total)
             if overall is None:
                 return None
-            slot = await self._take(key, self.limit(key))
+            slot = await self._take(key, self.limit(key), _TAKE_GROUP)
             if slot is None:
                 await self._give_back(_GLOBAL, overall)
                 return None
             return Lease(key, slot * 1_000_000 + overall)
 
-    async def _take(self, key: str, limit: int) -> int | None:
+    async def grow(self, key: str) -> None:
+        async with self._lock:
+            await self._conn.execute(_GROW, key, self.limit(key))
+
+    async def refused(self, key: str, *, seconds: float) -> None:
+        async with self._lock:
+            await self._conn.execute(_REFUSED, key, float(seconds))
+
+    async def _take(self, key: str, limit: int, statement: str = _TAKE) -> int | None:
         held = self._held.setdefault(key, set())
-        slot = await self._conn.fetchval(_TAKE, key, limit, list(held))
+        slot = await self._conn.fetchval(statement, key, limit, list(held))
         if slot is None:
             return None
         held.add(int(slot))

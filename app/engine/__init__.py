@@ -1,6 +1,6 @@
 """The verifier: a pure core that knows nothing about HTTP, SQL or queues."""
 
-from app.engine.check import CheckRequest, Verifier
+from app.engine.check import CheckRequest, ProbeOpener, Verification, Verifier
 from app.engine.config import DnsConfig, ProbeConfig, ProxyConfig
 from app.engine.model import CheckEmailOutput, Reachable
 from app.engine.probes.behaviour import BehaviourStore, MxBehaviour
@@ -33,11 +33,13 @@ __all__ = [
     "MxStats",
     "NoSlot",
     "ProbeConfig",
+    "ProbeOpener",
     "ProxyConfig",
     "Rate",
     "RateLimiter",
     "Reachable",
     "Resolver",
     "SessionPool",
+    "Verification",
     "Verifier",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,10 +27,11 @@ from app.engine.model import (
     VerifMethod,
     VerifParams,
 )
+from app.engine.probes.behaviour import MxBehaviour
 from app.engine.probes.catchall import CatchAllStore, MemoryCatchAllStore, probe_local_part
 from app.engine.probes.dns import MxHost, MxLookup, Resolver, is_public_address
 from app.engine.probes.limits import LocalMxLimiter, MxLimiter, NoSlot
-from app.engine.probes.pool import Answer, Route, SessionPool
+from app.engine.probes.pool import Answer, ConnectFailed, Route, SessionPool
 from app.engine.probes.smtp import ProbeSession, Reply
 from app.engine.rules import adapt, lists, providers, replies, syntax, verdict
 from app.engine.rules.replies import Category, Outcome
@@ -46,6 +46,55 @@ class CheckRequest:
     hello_name: str | None = None
     proxy: ProxyConfig | None = None
     smtp_ports: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """A check's output, and whether the address should be tried again later (a greylisting
+    or other temporary answer, or no free slot at its MX): the decision, not a reading of the
+    output's debug text."""
+
+    output: CheckEmailOutput
+    try_again: bool
+
+
+class ProbeOpener:
+    """Opens SMTP sessions for the pool: timeouts fitted to what was seen of the MX group,
+    tarpits and busy banners recorded."""
+
+    def __init__(self, config: ProbeConfig, behaviour: MxBehaviour) -> None:
+        self._config = config
+        self._behaviour = behaviour
+
+    async def __call__(self, route: Route) -> ProbeSession:
+        key = route.limit_key
+        connect_timeout, command_timeout = self._behaviour.timeouts(
+            key, connect=self._config.connect_timeout, command=self._config.smtp_timeout
+        )
+        session = ProbeSession(
+            mx_host=route.mx_host,
+            address=route.address,
+            port=route.port,
+            hello_name=route.hello_name,
+            from_email=route.from_email,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            proxy=route.proxy,
+            starttls=self._config.starttls,
+        )
+        started = time.monotonic()
+        try:
+            await session.open()
+        except errors.SmtpTimeout:
+            self._behaviour.observe_tarpit(key, time.monotonic() - started)
+            raise
+        except errors.SmtpProtocolError as exc:
+            if exc.code == 421:
+                self._behaviour.observe_busy(key)
+            raise
+        if (took := time.monotonic() - started) >= adapt.TARPIT_BANNER:
+            self._behaviour.observe_tarpit(key, took)
+        return session
 
 
 @dataclass(slots=True)
@@ -83,11 +132,17 @@ class Verifier:
         self.raise_no_slot = raise_no_slot
         self.resolver = resolver
         self.catch_all = catch_all or MemoryCatchAllStore(ttl=config.catch_all_ttl)
-        self.pool = pool or SessionPool(
-            limiter=limiter or LocalMxLimiter(per_mx=5, total=1000),
-            idle_timeout=config.session_idle_timeout,
-            slot_wait=config.slot_wait,
-        )
+        if pool is None:
+            behaviour = MxBehaviour()
+            pool = SessionPool(
+                opener=ProbeOpener(config, behaviour),
+                limiter=limiter or LocalMxLimiter(per_mx=5, total=1000),
+                idle_timeout=config.session_idle_timeout,
+                slot_wait=config.slot_wait,
+                behaviour=behaviour,
+                busy_cooldown=config.busy_cooldown,
+            )
+        self.pool = pool
         self._overrides = {o.key: o for o in config.mx_overrides}
         self._secret = f"{config.hello_name}|{config.from_email}"
 
@@ -109,6 +164,11 @@ class Verifier:
         )
 
     async def check(self, request: CheckRequest) -> CheckEmailOutput:
+        """Reacher's output for one address."""
+        return (await self.verify(request)).output
+
+    async def verify(self, request: CheckRequest) -> Verification:
+        """The output, and whether a queue should try the address again later."""
         started_at = datetime.now(UTC)
         started = time.perf_counter()
         hello_name = request.hello_name or self.config.hello_name
@@ -183,7 +243,7 @@ class Verifier:
             )
         else:
             method = VerifMethod(type="Skipped")
-        return CheckEmailOutput(
+        output = CheckEmailOutput(
             input=request.to_email,
             is_reachable=reachable,
             misc=misc,
@@ -200,6 +260,7 @@ class Verifier:
                 probe=probe.debug,
             ),
         )
+        return Verification(output, try_again=probe.temporary)
 
     async def _probe(
         self,
@@ -238,22 +299,16 @@ class Verifier:
                         port=port,
                         hello_name=hello_name,
                         from_email=from_email,
-                        proxy=f"{proxy.host}:{proxy.port}:{proxy.username}" if proxy else None,
+                        proxy=proxy,
                         limit_key=providers.limit_key(host.exchange),
                     )
                     try:
                         return await self._on_route(
-                            route,
-                            parsed,
-                            policy=policy,
-                            proxy=proxy,
-                            check_catch_all=check_catch_all,
+                            route, parsed, policy=policy, check_catch_all=check_catch_all
                         )
-                    except _Unreachable as exc:
+                    except ConnectFailed as exc:
                         # Try the next port, address and MX: RFC 5321 §5.1.
                         attempt.errors.append(exc.error)
-                        if _says_busy(exc.error):
-                            await self.pool.shed(route.limit_key, seconds=self.config.busy_cooldown)
                     except NoSlot as exc:
                         if self.raise_no_slot:
                             raise
@@ -271,43 +326,9 @@ class Verifier:
         parsed: syntax.ParsedAddress,
         *,
         policy: providers.ProviderPolicy,
-        proxy: ProxyConfig | None,
         check_catch_all: bool,
     ) -> _Probe:
         """Ask on a session of this route (the pool reuses and pipelines)."""
-
-        key = route.limit_key
-
-        async def connect() -> ProbeSession:
-            # The pool keeps a route's first `connect` for every session it opens later:
-            # what was learnt of the group meanwhile is read here, at each connect.
-            connect_timeout, command_timeout = self.pool.behaviour.timeouts(
-                key, connect=self.config.connect_timeout, command=self.config.smtp_timeout
-            )
-            session = ProbeSession(
-                mx_host=route.mx_host,
-                address=route.address,
-                port=route.port,
-                hello_name=route.hello_name,
-                from_email=route.from_email,
-                connect_timeout=connect_timeout,
-                command_timeout=command_timeout,
-                proxy=proxy,
-                starttls=self.config.starttls,
-            )
-            started = time.monotonic()
-            try:
-                await _open(session)
-            except errors.SmtpError as exc:
-                if isinstance(exc, errors.SmtpTimeout):
-                    self.pool.behaviour.observe_tarpit(key, time.monotonic() - started)
-                elif _says_busy(exc):
-                    self.pool.behaviour.observe_busy(key)
-                raise _Unreachable(exc) from exc
-            if (took := time.monotonic() - started) >= adapt.TARPIT_BANNER:
-                self.pool.behaviour.observe_tarpit(key, took)
-            return session
-
         domain = parsed.ascii_domain
         try:
             answer = await self.pool.ask(
@@ -320,7 +341,6 @@ class Verifier:
                     if check_catch_all
                     else None
                 ),
-                connect=connect,
             )
         except errors.SmtpError as exc:
             return _failed(exc, host=route.mx_host, port=route.port)
@@ -366,39 +386,6 @@ class Verifier:
         )
 
 
-def _says_busy(error: errors.SmtpError) -> bool:
-    """A 421 banner ("too many connections") even after backing off, or a banner that never
-    came (a tarpit): this MX group wants fewer of our sessions for a while."""
-    if isinstance(error, errors.SmtpProtocolError):
-        return error.code == 421
-    return isinstance(error, errors.SmtpTimeout)
-
-
-class _Unreachable(Exception):
-    """Could not open a session on this route: the caller tries the next one."""
-
-    def __init__(self, error: errors.SmtpError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-_BUSY_BACKOFF = (0.2, 0.5)
-
-
-async def _open(session: ProbeSession) -> None:
-    """Open the session; a 421 banner ("too many connections") earns a short, jittered pause
-    and another try or two: the server asked us to come back, and a slot we just gave back
-    may not have been freed on its side yet."""
-    for pause in (*_BUSY_BACKOFF, None):
-        try:
-            await session.open()
-            return
-        except errors.SmtpProtocolError as exc:
-            if exc.code != 421 or pause is None:
-                raise
-            await asyncio.sleep(pause * (1 + random.random()))
-
-
 def _smtp_fields(answer: replies.ReplyVerdict, *, is_catch_all: bool) -> SmtpDetails | SmtpError:
     match answer.outcome:
         case Outcome.DELIVERABLE:
@@ -435,7 +422,7 @@ def _failed(
     code: int | None = None
     temporary = False
     if isinstance(exc, errors.SmtpTimeout):
-        error = CoreError(type="Timeout", message=Duration.from_seconds(exc.seconds).model_dump())
+        error = CoreError(type="Timeout", message=str(exc))
     elif isinstance(exc, errors.SmtpProtocolError) and exc.code is not None:
         answer = replies.classify_reply(exc.code, exc.reply)
         code = exc.code

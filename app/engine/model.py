@@ -26,7 +26,7 @@ class CoreError(_Model):
     """Reacher's error object: `{"type": ..., "message": ...}`."""
 
     type: str
-    message: Any
+    message: str
 
 
 class MiscDetails(_Model):
@@ -127,12 +127,6 @@ class CheckEmailOutput(_Model):
     smtp: SmtpDetails | SmtpError
     syntax: SyntaxDetails
     debug: DebugDetails
-
-    @property
-    def is_temporary(self) -> bool:
-        """True when the answer was a 4xx the bulk layer should retry later."""
-        probe = self.debug.probe
-        return probe is not None and probe.category == "temp_fail"
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -1,6 +1,9 @@
 """How many SMTP sessions may be open to one MX group (an MX host, or a whole provider).
 
-A `Lease` is one slot, held from a session's connect until its QUIT. The in-process limiter
+A `Lease` is one slot, held from a session's connect until its QUIT. A group's budget is
+learnt: it starts at one session and grows by one when asked (`grow`), up to the configured
+limit; a 421 at connect sets it to the sessions that were open then (`refused`), and it does
+not grow again until the cool-down has passed. The in-process limiter
 here serves the CLI and single-process runs; the workers share one budget through PostgreSQL
 (`app.db.mx_limits`), behind the same Protocol.
 
@@ -11,7 +14,6 @@ books send times and says how long to wait; the caller sleeps, so no lock is hel
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import Callable, Mapping
@@ -45,27 +47,21 @@ class MxLimiter(Protocol):
 
     async def release(self, lease: Lease) -> None: ...
 
+    async def grow(self, key: str) -> None:
+        """Allow group `key` one more session (up to its limit), unless it refused recently."""
+        ...
+
+    async def refused(self, key: str, *, seconds: float) -> None:
+        """Group `key` refused a connection: for `seconds`, allow it only as many sessions as
+        were open then (at least one), the refused one not counted."""
+        ...
+
 
 class RateLimiter(Protocol):
     async def reserve(self, key: str, count: int = 1) -> float:
         """Book `count` RCPTs to MX group `key`; the seconds to wait before sending them
         (0.0 when the group has no rate limit or is under it). Never waits itself."""
         ...
-
-
-async def acquire(limiter: MxLimiter, key: str, *, wait: float) -> Lease:
-    """A slot within `wait` seconds (polling with backoff, never spinning), or NoSlot."""
-    deadline = time.monotonic() + wait
-    pause = 0.02
-    while True:
-        lease = await limiter.try_acquire(key)
-        if lease is not None:
-            return lease
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise NoSlot(f"no free SMTP slot for {key} within {wait:g} s")
-        await asyncio.sleep(min(pause, remaining))
-        pause = min(pause * 2, 0.25)
 
 
 class LocalMxLimiter:
@@ -78,14 +74,30 @@ class LocalMxLimiter:
         self.total = total
         self._overrides = dict(overrides or {})
         self._held: dict[str, int] = {}
+        self._budgets: dict[str, int] = {}
+        self._capped_until: dict[str, float] = {}
         self._tokens = itertools.count()
+
+    def limit(self, key: str) -> int:
+        return self._overrides.get(key, self.per_mx)
+
+    def budget(self, key: str) -> int:
+        return min(self._budgets.get(key, 1), self.limit(key))
 
     async def try_acquire(self, key: str) -> Lease | None:
         held = self._held.get(key, 0)
-        if held >= self._overrides.get(key, self.per_mx) or sum(self._held.values()) >= self.total:
+        if held >= self.budget(key) or sum(self._held.values()) >= self.total:
             return None
         self._held[key] = held + 1
         return Lease(key, next(self._tokens))
+
+    async def grow(self, key: str) -> None:
+        if time.monotonic() >= self._capped_until.get(key, 0.0):
+            self._budgets[key] = min(self.budget(key) + 1, self.limit(key))
+
+    async def refused(self, key: str, *, seconds: float) -> None:
+        self._budgets[key] = max(1, self._held.get(key, 0) - 1)
+        self._capped_until[key] = time.monotonic() + seconds
 
     async def release(self, lease: Lease) -> None:
         left = self._held.get(lease.key, 0) - 1

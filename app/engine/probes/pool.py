@@ -10,21 +10,32 @@ the n-th reply answers the n-th command (RFC 2920); elsewhere each command waits
 A session carries recipients until the provider's policy says stop (recipients per session,
 unknown recipients per session), then QUITs; one with nothing to do QUITs after
 `idle_timeout` (0: after its first recipient, i.e. one connection per address).
+
+Sessions are opened by the `Opener` the pool is built with (the engine's opens real SMTP
+sessions; a test's may script its replies). How many a group gets is learnt (slow start): the
+first, then another only once recipients have waited behind our working sessions of the group
+for longer than a flight takes, and the shared budget grows by one (`MxLimiter.grow`). A 421 at
+connect ("too many connections") sets the group's budget, for every process sharing it, to the
+sessions that were open when refused (`MxLimiter.refused`), and the recipients wait for a
+session instead of failing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from app.engine import errors
+from app.engine.config import ProxyConfig
 from app.engine.probes.behaviour import MxBehaviour
 from app.engine.probes.limits import Lease, MxLimiter, NoSlot, RateLimiter
-from app.engine.probes.smtp import ProbeSession, Reply, rcpt_to
+from app.engine.probes.smtp import Flight, Reply, rcpt_to
 from app.engine.rules import replies
 from app.engine.rules.providers import ProviderPolicy
 from app.engine.rules.replies import Outcome
@@ -36,6 +47,11 @@ RCPTS_PER_TRANSACTION = 50
 RCPTS_PER_FLIGHT = 20
 # Seconds a closed session keeps its slot.
 CLOSE_GRACE = 0.05
+# 421s at connect, in a row, after which a route's waiting recipients are told (and try the
+# next MX): a server that refuses even our first session is not waiting for ours to end.
+MAX_REFUSALS = 3
+# Seconds to wait after a 421 at connect before the route tries again (doubled each time).
+REFUSAL_PAUSE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +63,41 @@ class Route:
     port: int
     hello_name: str
     from_email: str
-    proxy: str | None
+    proxy: ProxyConfig | None
     limit_key: str
+
+
+class Session(Protocol):
+    """What the pool needs of an open SMTP session (`smtp.ProbeSession` is the real one)."""
+
+    @property
+    def mx_host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def pipelining(self) -> bool: ...
+    @property
+    def smtputf8(self) -> bool: ...
+    @property
+    def is_open(self) -> bool: ...
+    def mail_from(self, *, utf8: bool) -> str: ...
+    async def exchange(self, lines: Sequence[str]) -> Flight: ...
+    async def close(self) -> None: ...
+
+
+Opener = Callable[[Route], Awaitable[Session]]
+"""Opens a session on a route, or raises `errors.SmtpError` (a 421 banner as
+`SmtpProtocolError` with code 421)."""
+
+
+class ConnectFailed(errors.EngineError):
+    """No session of the route could be opened: the caller tries the next route (MX)."""
+
+    kind = "ConnectFailed"
+
+    def __init__(self, error: errors.SmtpError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +118,7 @@ class _Ask:
     catch_all_probe: str | None  # a random recipient at `domain`, to ask alongside
     future: asyncio.Future[Answer]
     retried: bool = False
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(slots=True, eq=False)
@@ -77,18 +127,18 @@ class _Lane:
 
     route: Route
     policy: ProviderPolicy
-    connect: Callable[[], Awaitable[ProbeSession]]
     queue: deque[_Ask] = field(default_factory=deque)
     work: asyncio.Event = field(default_factory=asyncio.Event)
     runners: int = 0
     starting: int = 0  # runners still connecting
     idle: int = 0
+    refusals: int = 0  # 421s at connect in a row
     hiring: asyncio.Task[None] | None = None
 
 
 @dataclass(slots=True)
 class _Session:
-    session: ProbeSession
+    session: Session
     lease: Lease
     domain: str | None = None  # the recipients' domain in the open transaction
     in_transaction: bool = False
@@ -104,28 +154,35 @@ class SessionPool:
     def __init__(
         self,
         *,
+        opener: Opener,
         limiter: MxLimiter,
         idle_timeout: float = 5.0,
         slot_wait: float = 30.0,
         max_waiters: int | None = None,
         rates: RateLimiter | None = None,
         behaviour: MxBehaviour | None = None,
+        busy_cooldown: float = 60.0,
     ) -> None:
-        """`slot_wait`: how long a recipient waits on its route's queue before `NoSlot`;
-        `max_waiters`: how many may wait on a route's queue before the next is told `NoSlot`
-        at once (so a worker's checks don't all queue behind one MX
-        while others sit idle); `rates`: per-MX-group send rates, if any; `behaviour`: where
-        each flight's latency and timeouts are recorded."""
+        """`opener`: opens a session on a route; `slot_wait`: how long a recipient waits on its
+        route's queue, while no session of ours serves it, before `NoSlot`; `max_waiters`: how
+        many may wait on a route's queue before the next is told `NoSlot` at once (so a
+        worker's checks don't all queue behind one MX while others sit idle); `rates`:
+        per-MX-group send rates, if any; `behaviour`: where each flight's latency and timeouts
+        are recorded; `busy_cooldown`: how long a budget learnt from a 421 holds."""
+        self._opener = opener
         self._limiter = limiter
         self.behaviour = behaviour or MxBehaviour()
         self._rates = rates
         self.idle_timeout = idle_timeout
         self._slot_wait = slot_wait
         self._max_waiters = max_waiters
+        self._busy_cooldown = busy_cooldown
         self._lanes: dict[Route, _Lane] = {}
         self._returned: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._shed: dict[str, int] = {}
+        self._open: dict[str, int] = {}  # our open sessions per MX group
+        self._flight_time: dict[str, float] = {}  # seconds a flight takes, per MX group
+        self._grown_at: dict[str, float] = {}
         self._closing = False
 
     async def ask(
@@ -136,18 +193,17 @@ class SessionPool:
         recipient: str,
         domain: str,
         catch_all_probe: str | None,
-        connect: Callable[[], Awaitable[ProbeSession]],
     ) -> Answer:
         """The reply to RCPT TO `recipient` on a session of `route`.
 
-        Raises what opening a session raised (when no session of the route could open),
-        `errors.SmtpError` when the session broke before replying (after one more try on
-        another session, if the broken one had served before), or `NoSlot`."""
+        Raises `ConnectFailed` when no session of the route could open, `errors.SmtpError`
+        when the session broke before replying (after one more try on another session, if
+        the broken one had served before), or `NoSlot`."""
         if self._closing:
             raise NoSlot("the session pool is closing")
         lane = self._lanes.get(route)
         if lane is None:
-            lane = self._lanes[route] = _Lane(route, policy, connect)
+            lane = self._lanes[route] = _Lane(route, policy)
         if self._max_waiters is not None and len(lane.queue) >= self._max_waiters:
             raise NoSlot(
                 f"{len(lane.queue)} checks already wait for {route.mx_host}", key=route.limit_key
@@ -169,24 +225,9 @@ class SessionPool:
                 lane.queue.remove(ask)
             raise
 
-    async def shed(self, key: str, *, seconds: float, at_most: int = 2) -> bool:
-        """The MX group said it is busy (421) or stalled: hold one of its slots unused for
-        `seconds`, so every process sharing the budget presses on it less for a while."""
-        if self._shed.get(key, 0) >= at_most:
-            return False
-        lease = await self._limiter.try_acquire(key)
-        if lease is None:
-            return False
-        self._shed[key] = self._shed.get(key, 0) + 1
-        self._spawn(self._unshed(lease, seconds), name=f"mxprobe-shed-{key}")
-        return True
-
-    async def _unshed(self, lease: Lease, seconds: float) -> None:
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            self._shed[lease.key] -= 1
-            await self._limiter.release(lease)
+    def sessions(self, key: str) -> int:
+        """Our open (or opening) sessions to MX group `key`."""
+        return self._open.get(key, 0)
 
     async def close(self) -> None:
         """QUIT every session, give back every slot, fail what still waits."""
@@ -197,9 +238,6 @@ class SessionPool:
                 _settle(lane.queue.popleft(), NoSlot("the session pool is closing"))
             if lane.hiring is not None:
                 lane.hiring.cancel()
-        for task in list(self._tasks):
-            if task.get_name().startswith("mxprobe-shed-"):
-                task.cancel()
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -216,18 +254,41 @@ class SessionPool:
         if lane.idle == 0 and (lane.hiring is None or lane.hiring.done()):
             lane.hiring = self._spawn(self._hire(lane), name="mxprobe-hire")
 
+    def _overdue(self, lane: _Lane) -> bool:
+        """Slow start: a recipient has waited behind our working sessions of the group for
+        longer than a flight takes, so one more session would serve it sooner."""
+        key = lane.route.limit_key
+        flight = self._flight_time.get(key)
+        if flight is None or not self._open.get(key):
+            return False
+        oldest = next((a for a in lane.queue if not a.future.done()), None)
+        return oldest is not None and time.monotonic() - oldest.queued_at > flight
+
+    async def _grow(self, key: str) -> None:
+        """One more session for the group (shared), at most once per flight time."""
+        now = time.monotonic()
+        if now - self._grown_at.get(key, 0.0) >= self._flight_time.get(key, 0.0):
+            self._grown_at[key] = now
+            await self._limiter.grow(key)
+
     async def _hire(self, lane: _Lane) -> None:
-        """Open sessions, one connect at a time, while more recipients wait than the route has
-        sessions and none is free, as the budget allows. The shared budget is polled with
-        backoff (another process may free a slot), and more slowly while sessions of ours
-        serve the route: they will carry the waiting recipients anyway, pipelined."""
+        """Open sessions, one connect at a time: the route's first as soon as the budget
+        allows, more only while recipients are overdue (slow start). The shared budget is
+        polled with backoff (another process may free a slot), and more slowly while sessions
+        of ours serve the route: they will carry the waiting recipients anyway, pipelined."""
         key = lane.route.limit_key
         pause = 0.02
-        while len(lane.queue) > lane.runners and lane.idle == 0 and not self._closing:
-            lease = None if lane.starting else await self._limiter.try_acquire(key)
+        while lane.queue and lane.idle == 0 and not self._closing:
+            lease = None
+            if lane.starting == 0 and (lane.runners == 0 or self._overdue(lane)):
+                lease = await self._limiter.try_acquire(key)
+                if lease is None and self._overdue(lane):
+                    await self._grow(key)
+                    lease = await self._limiter.try_acquire(key)
             if lease is not None:
                 lane.runners += 1
                 lane.starting += 1
+                self._open[key] = self._open.get(key, 0) + 1
                 self._spawn(self._serve(lane, lease), name=f"mxprobe-session-{key}")
                 pause = 0.02
                 continue
@@ -237,6 +298,31 @@ class SessionPool:
                 await asyncio.wait_for(event.wait(), timeout=pause)
             pause = min(pause * 2, 0.25 if lane.runners else 0.1)
 
+    async def _connect(self, lane: _Lane, lease: Lease) -> Session | None:
+        """A session on the lane's route, or None (its recipients told, or left waiting)."""
+        try:
+            session = await self._opener(lane.route)
+        except errors.SmtpError as exc:
+            busy = _says_busy(exc)
+            if busy or isinstance(exc, errors.SmtpTimeout):
+                # The group wants fewer of our sessions: its budget becomes what was open.
+                await self._limiter.refused(lease.key, seconds=self._busy_cooldown)
+            if busy:
+                lane.refusals += 1
+                if lane.refusals < MAX_REFUSALS:
+                    # Too many connections: the recipients wait for a session (ours, once one
+                    # is free, or the next connect after a pause) instead of failing.
+                    pause = REFUSAL_PAUSE * 2 ** (lane.refusals - 1)
+                    await asyncio.sleep(pause * random.uniform(1, 2))
+                    return None
+            lane.refusals = 0
+            if lane.runners == 1:  # nobody else serves this route: its queue can't wait
+                while lane.queue:
+                    _settle(lane.queue.popleft(), ConnectFailed(exc))
+            return None
+        lane.refusals = 0
+        return session
+
     async def _serve(self, lane: _Lane, lease: Lease) -> None:
         """One session: open it, carry flights of recipients until the policy or the idle
         timeout says stop, QUIT, give the slot back."""
@@ -244,16 +330,11 @@ class SessionPool:
         state: _Session | None = None
         try:
             try:
-                session = await lane.connect()
-            except BaseException as exc:
+                session = await self._connect(lane, lease)
+            finally:
                 lane.starting -= 1
-                if lane.runners == 1:  # nobody else serves this route: its queue can't wait
-                    while lane.queue:
-                        _settle(lane.queue.popleft(), exc)
-                if isinstance(exc, Exception):
-                    return
-                raise
-            lane.starting -= 1
+            if session is None:
+                return
             self._wake(lease.key)
             state = _Session(session, lease)
             while not self._closing:
@@ -279,6 +360,7 @@ class SessionPool:
                 # before the slot is anyone else's, or it may see one connection too many.
                 await asyncio.sleep(CLOSE_GRACE)
             lane.runners -= 1
+            self._open[lease.key] -= 1
             await self._limiter.release(lease)
             self._wake(lease.key)
             if lane.queue and not self._closing:
@@ -289,6 +371,11 @@ class SessionPool:
             self.behaviour.observe_reply(key, got[0].elapsed_ms / 1000)
         if isinstance(error, errors.SmtpTimeout):
             self.behaviour.observe_timeout(key)
+
+    def _timed(self, key: str, took: float) -> None:
+        """A flight took `took` seconds, from its write to its last reply."""
+        before = self._flight_time.get(key)
+        self._flight_time[key] = took if before is None else 0.7 * before + 0.3 * took
 
     def _wake(self, key: str) -> None:
         """A session of group `key` connected or ended: hiring may go on."""
@@ -374,8 +461,11 @@ class SessionPool:
             delay = await self._rates.reserve(lane.route.limit_key, len(flight))
             if delay > 0:
                 await asyncio.sleep(delay)
+        started = time.monotonic()
         got, error = await _exchange(session, [*prelude, *(rcpt_to(a.recipient) for a in flight)])
         self._observe(lane.route.limit_key, got, error)
+        if error is None:
+            self._timed(lane.route.limit_key, time.monotonic() - started)
         answered: dict[int, Reply] = {}
         probes: list[Reply] = []
         refusal = _refused(prelude, got)
@@ -434,7 +524,7 @@ _NO_REPLY = Reply(0, "", 0)
 
 
 async def _exchange(
-    session: ProbeSession, lines: list[str]
+    session: Session, lines: list[str]
 ) -> tuple[list[Reply], errors.SmtpError | None]:
     """The replies to `lines`, in order: in one write where the server pipelines, else one
     command at a time (stopping at the first refusal that is not an RCPT's)."""
@@ -462,6 +552,11 @@ def _refused(prelude: list[str], got: list[Reply]) -> errors.SmtpProtocolError |
                 reply=reply.message,
             )
     return None
+
+
+def _says_busy(error: errors.SmtpError) -> bool:
+    """A 421 at connect: "too many connections", or another way of saying come back later."""
+    return isinstance(error, errors.SmtpProtocolError) and error.code == 421
 
 
 def _worth_retry(error: errors.SmtpError | None, *, reused: bool) -> bool:

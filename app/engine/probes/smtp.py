@@ -1,8 +1,15 @@
-"""One SMTP session to one MX: EHLO, opportunistic STARTTLS, then flights of RSET / MAIL FROM /
-RCPT TO lines (pipelined where the server allows), QUIT.
+"""One SMTP session to one MX: banner, EHLO, opportunistic STARTTLS, then flights of RSET /
+MAIL FROM / RCPT TO lines (pipelined where the server allows), QUIT.
 
-There is deliberately no DATA (or BDAT) method: this module can't send a message. Every
-string that reaches the wire is checked for control characters first.
+The probe speaks this small command set itself, on asyncio streams, rather than through a
+general SMTP client: replies are read from the stream in order, one after another, so the
+replies to a pipelined write are never lost however the server's bytes are cut into segments,
+and it behaves the same on every event loop (asyncio's, uvloop), plain, after STARTTLS
+(`StreamWriter.start_tls`) and through a SOCKS5 proxy (a connected socket from python-socks).
+
+There is deliberately no DATA (or BDAT) method, and a line starting with either is refused:
+this module can't send a message. Every string that reaches the wire is checked for control
+characters first.
 """
 
 from __future__ import annotations
@@ -14,21 +21,21 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import aiosmtplib
-from aiosmtplib.protocol import MAX_RESPONSE_LENGTH, SMTPProtocol
 
 from app.engine import errors
 from app.engine.config import ProxyConfig
 from app.engine.probes.proxy import open_socket
 from app.engine.rules.syntax import has_control_chars
 
+# A reply longer than this (all its lines) is not an SMTP server talking.
+MAX_REPLY_BYTES = 64 * 1024
+_NEVER_SENT = frozenset({"DATA", "BDAT"})
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
     code: int
-    message: str
+    message: str  # the reply's text, its lines joined by "\n", without the codes
     elapsed_ms: int
 
 
@@ -43,6 +50,8 @@ class Flight:
 def _command(line: str, encoding: str) -> bytes:
     if has_control_chars(line):
         raise errors.UnsafeAddress(f"refusing to send {line!r}: control characters")
+    if line.split(" ", 1)[0].upper() in _NEVER_SENT:
+        raise errors.UnsafeAddress(f"refusing to send {line!r}: the probe never sends a message")
     return line.encode(encoding) + b"\r\n"
 
 
@@ -68,68 +77,28 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
-class _SMTP(aiosmtplib.SMTP):
-    """aiosmtplib's client, telling when the connection is really gone."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.gone = asyncio.Event()
-
-    def _on_connection_lost(self, protocol: SMTPProtocol) -> None:
-        super()._on_connection_lost(protocol)
-        self.gone.set()
-
-
-class _PipelinedReplies(SMTPProtocol):
-    """aiosmtplib's protocol, able to read the replies to pipelined commands.
-
-    aiosmtplib parses one reply per command written and drops bytes that arrive while a parsed
-    reply waits to be picked up, so replies to a pipelined write would be lost. While replies
-    are `owed`, every byte goes to the buffer and `next_reply` parses them from there, in order.
-    """
-
-    owed = 0
-    _ended = False
-    _arrived: asyncio.Event | None = None
-
-    def data_received(self, data: bytes) -> None:
-        if not self.owed:
-            super().data_received(data)
-            return
-        self._buffer.extend(data)
-        self._signal()
-
-    def eof_received(self) -> bool:
-        self._ended = True
-        self._signal()
-        return super().eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._ended = True
-        self._signal()
-        super().connection_lost(exc)
-
-    def _signal(self) -> None:
-        if self._arrived is not None:
-            self._arrived.set()
-
-    async def next_reply(self, within: float) -> aiosmtplib.SMTPResponse:
-        """The next reply in the buffer, waiting up to `within` seconds for its bytes."""
-        deadline = time.monotonic() + within
-        arrived = self._arrived = self._arrived or asyncio.Event()
-        while True:
-            if len(self._buffer) > MAX_RESPONSE_LENGTH:
-                raise aiosmtplib.SMTPResponseException(500, "Response too long")
-            response = self._read_response_from_buffer()
-            if response is not None:
-                return response
-            if self._ended:
-                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-            arrived.clear()
-            try:
-                await asyncio.wait_for(arrived.wait(), timeout=deadline - time.monotonic())
-            except TimeoutError as exc:
-                raise aiosmtplib.SMTPReadTimeoutError("Timed out waiting for a reply") from exc
+async def read_reply(reader: asyncio.StreamReader) -> tuple[int, str]:
+    """One whole reply, single- or multi-line (`250-...` lines, then `250 ...`): its code and
+    its text. Raises `SmtpDisconnected` at end of stream, `SmtpProtocolError` on garbage."""
+    lines: list[str] = []
+    size = 0
+    while True:
+        try:
+            raw = await reader.readline()
+        except ValueError as exc:  # a line longer than the stream's limit
+            raise errors.SmtpProtocolError("reply line too long") from exc
+        if not raw.endswith(b"\n"):
+            raise errors.SmtpDisconnected("the server hung up")
+        size += len(raw)
+        if size > MAX_REPLY_BYTES:
+            raise errors.SmtpProtocolError("reply too long")
+        text = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
+        code, separator, rest = text[:3], text[3:4], text[4:]
+        if not (code.isdigit() and separator in ("", " ", "-")):
+            raise errors.SmtpProtocolError(f"not an SMTP reply: {text[:80]!r}")
+        lines.append(rest)
+        if separator != "-":
+            return int(code), "\n".join(lines)
 
 
 class ProbeSession:
@@ -158,110 +127,154 @@ class ProbeSession:
         self._command_timeout = command_timeout
         self._proxy = proxy
         self._starttls = starttls
-        self._smtp: _SMTP | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self.extensions: frozenset[str] = frozenset()
+        self.tls = False
 
     @property
     def pipelining(self) -> bool:
-        return self._smtp is not None and self._smtp.supports_extension("pipelining")
+        return "pipelining" in self.extensions
+
+    @property
+    def smtputf8(self) -> bool:
+        return "smtputf8" in self.extensions
 
     @property
     def is_open(self) -> bool:
-        return self._smtp is not None and self._smtp.is_connected
+        return (
+            self._writer is not None
+            and self._reader is not None
+            and not self._writer.is_closing()
+            and not self._reader.at_eof()
+        )
 
     async def open(self) -> None:
         """Connect, read the banner, EHLO, STARTTLS when offered, EHLO again."""
-        sock = None
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                await self._connect()
+                code, text = await read_reply(self._stream()[0])
+            if code != 220:
+                raise errors.SmtpProtocolError(f"banner: {code} {text}", code=code, reply=text)
+            await self._ehlo()
+            if self._starttls and "starttls" in self.extensions:
+                await self._start_tls()
+                await self._ehlo()
+        except BaseException as exc:
+            self._abort()
+            raise _translate(exc, self._connect_timeout) from exc
+
+    async def _connect(self) -> None:
         if self._proxy is not None:
             sock = await open_socket(
                 self._proxy, host=self.address, port=self.port, within=self._connect_timeout
             )
-        smtp = _SMTP(
-            hostname=None if sock else self.address,
-            port=None if sock else self.port,
-            local_hostname=self.hello_name,
-            timeout=self._command_timeout,
-            start_tls=False,
-            use_tls=False,
-            validate_certs=False,
-            sock=sock,
-        )
-        try:
-            await smtp.connect(timeout=self._connect_timeout)
-            if smtp.protocol is not None:
-                # Same object, same state; only reading differs (see _PipelinedReplies).
-                smtp.protocol.__class__ = _PipelinedReplies
-            await self._ehlo(smtp)
-            if self._starttls and smtp.supports_extension("starttls"):
-                await smtp.starttls(tls_context=_tls_context(), server_hostname=self.mx_host)
-                await self._ehlo(smtp)
-        except BaseException as exc:
-            smtp.close()
-            raise _translate(exc, self._connect_timeout) from exc
-        self._smtp = smtp
+            self._reader, self._writer = await asyncio.open_connection(
+                sock=sock, limit=MAX_REPLY_BYTES
+            )
+        else:
+            self._reader, self._writer = await asyncio.open_connection(
+                self.address, self.port, limit=MAX_REPLY_BYTES
+            )
 
-    async def _ehlo(self, smtp: aiosmtplib.SMTP) -> None:
-        response = await smtp.ehlo(hostname=self.hello_name)
-        if response.code != 250:
-            # Some old servers only speak HELO.
-            response = await smtp.helo(hostname=self.hello_name)
-            if response.code != 250:
-                raise errors.SmtpProtocolError(
-                    "EHLO refused", code=response.code, reply=response.message
-                )
+    def _stream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._reader is None or self._writer is None:
+            raise errors.SmtpDisconnected("the session is closed")
+        return self._reader, self._writer
+
+    async def _ask(self, line: str) -> tuple[int, str]:
+        """One command, one reply, within the command timeout."""
+        reader, writer = self._stream()
+        writer.write(_command(line, "ascii"))
+        try:
+            async with asyncio.timeout(self._command_timeout):
+                return await read_reply(reader)
+        except TimeoutError as exc:
+            raise errors.SmtpTimeout(
+                f"no reply to {line.split()[0]} within {self._command_timeout:g} s",
+                seconds=self._command_timeout,
+            ) from exc
+
+    async def _ehlo(self) -> None:
+        code, text = await self._ask(f"EHLO {self.hello_name}")
+        if code == 250:
+            # The first line greets; each further line names an extension and its parameters.
+            self.extensions = frozenset(
+                line.split()[0].lower() for line in text.split("\n")[1:] if line.strip()
+            )
+            return
+        # Some old servers only speak HELO (and offer no extensions).
+        code, text = await self._ask(f"HELO {self.hello_name}")
+        if code != 250:
+            raise errors.SmtpProtocolError(f"EHLO refused: {code} {text}", code=code, reply=text)
+        self.extensions = frozenset()
+
+    async def _start_tls(self) -> None:
+        code, text = await self._ask("STARTTLS")
+        if code != 220:
+            raise errors.SmtpProtocolError(
+                f"STARTTLS refused: {code} {text}", code=code, reply=text
+            )
+        _, writer = self._stream()
+        await writer.start_tls(
+            _tls_context(),
+            server_hostname=self.mx_host,
+            ssl_handshake_timeout=self._connect_timeout,
+        )
+        self.tls = True
 
     def mail_from(self, *, utf8: bool) -> str:
         """The MAIL FROM line opening a transaction (SMTPUTF8 when a recipient needs it)."""
         return f"MAIL FROM:<{self.from_email}>" + (" SMTPUTF8" if utf8 else "")
-
-    @property
-    def smtputf8(self) -> bool:
-        return self._smtp is not None and self._smtp.supports_extension("smtputf8")
 
     async def exchange(self, lines: Sequence[str]) -> Flight:
         """Send `lines` in one write and read one reply per line, in order (RFC 2920: replies
         to pipelined commands come back in the order the commands were sent, so the n-th reply
         answers the n-th line). Callers send several lines only to a server that advertises
         PIPELINING. The replies read before a failure come back with the error."""
-        smtp = self._smtp
-        protocol = smtp.protocol if smtp is not None else None
-        if smtp is None or not isinstance(protocol, _PipelinedReplies):
+        if not self.is_open:
             return Flight([], errors.SmtpDisconnected("the server hung up"))
+        reader, writer = self._stream()
         encoding = "utf-8" if self.smtputf8 else "ascii"
         replies: list[Reply] = []
         started = time.perf_counter()
+        data = b"".join(_command(line, encoding) for line in lines)
         try:
-            data = b"".join(_command(line, encoding) for line in lines)
-            protocol.owed = len(lines)
-            protocol.write(data)
+            writer.write(data)
             for _ in lines:
-                response = await protocol.next_reply(self._command_timeout)
-                replies.append(Reply(response.code, response.message, _ms_since(started)))
-        except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
+                async with asyncio.timeout(self._command_timeout):
+                    code, text = await read_reply(reader)
+                replies.append(Reply(code, text, _ms_since(started)))
+        except (errors.SmtpError, OSError, TimeoutError, ssl.SSLError) as exc:
             # A reply that never came leaves the stream out of step: this session is done.
-            smtp.close()
+            self._abort()
             error = _translate(exc, self._command_timeout)
             assert isinstance(error, errors.SmtpError)
             return Flight(replies, error)
-        finally:
-            protocol.owed = 0
         return Flight(replies, None)
 
     async def close(self) -> None:
-        """QUIT politely; never raises."""
-        smtp, self._smtp = self._smtp, None
-        if smtp is None:
+        """QUIT politely and wait until the connection is really closed; never raises."""
+        writer = self._writer
+        if writer is None:
             return
-        try:
-            if smtp.is_connected:
-                await smtp.quit(timeout=min(self._command_timeout, 5.0))
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
-            pass
-        finally:
-            smtp.close()
+        if self.is_open:
+            with contextlib.suppress(errors.SmtpError, OSError, TimeoutError, ssl.SSLError):
+                async with asyncio.timeout(min(self._command_timeout, 5.0)):
+                    await self._ask("QUIT")
+        self._reader = self._writer = None
+        writer.close()
         # Give the slot back only once the connection is closed (a TLS shutdown outlives
         # QUIT's reply), or the server may count us one connection too many.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(smtp.gone.wait(), timeout=1.0)
+        with contextlib.suppress(TimeoutError, OSError, ssl.SSLError):
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
+
+    def _abort(self) -> None:
+        writer, self._reader, self._writer = self._writer, None, None
+        if writer is not None:
+            writer.transport.abort()
 
 
 def _ms_since(started: float) -> int:
@@ -269,25 +282,15 @@ def _ms_since(started: float) -> int:
 
 
 def _translate(exc: BaseException, timeout: float) -> BaseException:
-    """Map aiosmtplib / socket errors onto the engine's tree (keeping code and text)."""
+    """Map socket and TLS errors onto the engine's tree."""
     if isinstance(exc, errors.EngineError):
         return exc
-    if isinstance(exc, aiosmtplib.SMTPConnectTimeoutError | aiosmtplib.SMTPTimeoutError):
-        return errors.SmtpTimeout(str(exc) or "timed out", seconds=timeout)
     if isinstance(exc, TimeoutError):
-        return errors.SmtpTimeout("timed out", seconds=timeout)
-    if isinstance(exc, aiosmtplib.SMTPConnectResponseError):
-        return errors.SmtpProtocolError(
-            f"banner: {exc.code} {exc.message}", code=exc.code, reply=exc.message
-        )
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return errors.SmtpProtocolError(
-            f"{exc.code} {exc.message}", code=exc.code, reply=exc.message
-        )
-    if isinstance(exc, aiosmtplib.SMTPConnectError | ConnectionError):
-        return errors.SmtpConnectError(str(exc))
-    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
-        return errors.SmtpDisconnected(str(exc) or "server disconnected")
-    if isinstance(exc, aiosmtplib.SMTPException | OSError | ssl.SSLError):
-        return errors.SmtpError(str(exc))
+        return errors.SmtpTimeout(f"timed out after {timeout:g} s", seconds=timeout)
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | asyncio.IncompleteReadError):
+        return errors.SmtpDisconnected(f"the server hung up: {exc}")
+    if isinstance(exc, ssl.SSLError):
+        return errors.SmtpError(f"TLS: {exc}")
+    if isinstance(exc, OSError):
+        return errors.SmtpConnectError(str(exc) or type(exc).__name__)
     return exc

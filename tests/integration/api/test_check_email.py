@@ -13,8 +13,8 @@ from tests.conftest import world_settings
 
 
 @pytest.fixture
-async def client(world: World, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(world_settings(world, database_url=database_url))
+async def client(world: World, shared_database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(world_settings(world, database_url=shared_database_url))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
@@ -126,8 +126,11 @@ async def test_healthz_checks_the_database(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_header_secret_guards_every_route_but_health(world: World, database_url: str) -> None:
-    app = create_app(world_settings(world, database_url=database_url, header_secret="s3cret"))
+async def test_header_secret_guards_every_route_but_health(
+    world: World, shared_database_url: str
+) -> None:
+    settings = world_settings(world, database_url=shared_database_url, header_secret="s3cret")
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:

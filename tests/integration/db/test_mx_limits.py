@@ -1,7 +1,9 @@
-"""Per-MX budgets shared through PostgreSQL hold across processes (one connection each)."""
+"""Per-MX budgets shared through PostgreSQL hold across processes (one connection each), and
+so does what they learn: slow start from one session, and the budget a 421 sets."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg  # type: ignore[import-untyped]
@@ -9,12 +11,14 @@ import pytest
 
 from app.db.mx_limits import PostgresMxLimiter
 from app.db.session import libpq_url
+from app.engine import Lease
 
 Factory = Callable[..., Awaitable[PostgresMxLimiter]]
 
 
 @pytest.fixture
-async def limiter_factory(database_url: str) -> AsyncIterator[Factory]:
+async def limiter_factory(fresh_database_url: str) -> AsyncIterator[Factory]:
+    database_url = fresh_database_url
     made: list[PostgresMxLimiter] = []
 
     async def make(*, per_mx: int = 2, total: int = 100, **kw: object) -> PostgresMxLimiter:
@@ -34,6 +38,7 @@ async def limiter_factory(database_url: str) -> AsyncIterator[Factory]:
 
 async def test_two_processes_share_one_budget_per_mx(limiter_factory: Factory) -> None:
     first, second = await limiter_factory(), await limiter_factory()
+    await first.grow("mx.shared.test")
 
     a = await first.try_acquire("mx.shared.test")
     b = await second.try_acquire("mx.shared.test")
@@ -85,10 +90,13 @@ async def test_per_provider_overrides(limiter_factory: Factory) -> None:
 
 
 async def test_giving_every_slot_back_leaves_no_lock_behind(
-    limiter_factory: Factory, database_url: str
+    limiter_factory: Factory, fresh_database_url: str
 ) -> None:
     """Advisory locks stack within a session: taking a slot must never lock one we hold."""
+    database_url = fresh_database_url
     limiter = await limiter_factory(per_mx=3, total=5)
+    for _ in range(5):
+        await limiter.grow("mx.stack.test")
     leases = [await limiter.try_acquire("mx.stack.test") for _ in range(4)]
     held = [lease for lease in leases if lease is not None]
     for lease in held:
@@ -104,3 +112,48 @@ async def test_giving_every_slot_back_leaves_no_lock_behind(
     finally:
         await conn.close()
     assert left == 0
+
+
+async def take_all(limiter: PostgresMxLimiter, key: str) -> list[Lease]:
+    """Every slot of `key` the limiter gives right now."""
+    leases = []
+    while (lease := await limiter.try_acquire(key)) is not None:
+        leases.append(lease)
+    return leases
+
+
+async def test_a_group_starts_at_one_session_and_grows_to_its_limit(
+    limiter_factory: Factory,
+) -> None:
+    one, other = await limiter_factory(per_mx=3), await limiter_factory(per_mx=3)
+
+    assert len(await take_all(one, "mx.grow.test")) == 1
+    await other.grow("mx.grow.test")  # another process's growth counts for everyone
+    assert len(await take_all(one, "mx.grow.test")) == 1
+    for _ in range(5):
+        await one.grow("mx.grow.test")
+    assert len(await take_all(other, "mx.grow.test")) == 1  # 3 in all: the limit
+
+
+async def test_a_421_sets_the_budget_to_the_sessions_open_for_the_cool_down(
+    limiter_factory: Factory,
+) -> None:
+    worker, api = await limiter_factory(per_mx=5), await limiter_factory(per_mx=5)
+    for _ in range(4):
+        await worker.grow("mx.busy.test")
+    assert await worker.try_acquire("mx.busy.test") is not None
+    assert await worker.try_acquire("mx.busy.test") is not None
+    *kept, refused = await take_all(api, "mx.busy.test")
+    assert len(kept) == 2
+
+    # The server refused the api's fifth session: it takes the four that were open.
+    await api.refused("mx.busy.test", seconds=0.5)
+    await api.release(refused)
+
+    await worker.grow("mx.busy.test")  # no growth during the cool-down
+    assert await take_all(worker, "mx.busy.test") == []
+    await api.release(kept[0])
+    assert len(await take_all(worker, "mx.busy.test")) == 1  # back to four open
+    await asyncio.sleep(0.6)
+    await worker.grow("mx.busy.test")
+    assert len(await take_all(worker, "mx.busy.test")) == 1

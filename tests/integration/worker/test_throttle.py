@@ -13,7 +13,14 @@ from app import queue
 from app.db import jobs
 from app.db.jobs import JobOptions
 from app.db.session import session_scope
-from app.engine import LocalMxLimiter, Resolver, SessionPool, Verifier
+from app.engine import (
+    LocalMxLimiter,
+    MxBehaviour,
+    ProbeOpener,
+    Resolver,
+    SessionPool,
+    Verifier,
+)
 from app.simulator import World
 from tests.conftest import world_settings
 from tests.integration.worker.conftest import job_context
@@ -25,8 +32,15 @@ async def context(world: World, fresh_database_url: str) -> AsyncIterator[JobCon
     settings = world_settings(world, database_url=fresh_database_url)
     resolver = Resolver(settings.dns_config())
     # Every slot of every MX group is taken (by "another process").
-    pool = SessionPool(limiter=LocalMxLimiter(per_mx=0, total=10), slot_wait=0.1)
-    verifier = Verifier(settings.probe_config(), resolver=resolver, pool=pool, raise_no_slot=True)
+    config = settings.probe_config()
+    behaviour = MxBehaviour()
+    pool = SessionPool(
+        opener=ProbeOpener(config, behaviour),
+        limiter=LocalMxLimiter(per_mx=0, total=10),
+        slot_wait=0.1,
+        behaviour=behaviour,
+    )
+    verifier = Verifier(config, resolver=resolver, pool=pool, raise_no_slot=True)
     async with job_context(
         settings, verifier, task_name=queue.VERIFY_TASK, queue_name=queue.VERIFY_QUEUE
     ) as context:
