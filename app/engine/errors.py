@@ -1,7 +1,7 @@
 """The engine's exception tree. Each leaf is named after what happened.
 
-Errors from aiodns, aiosmtplib and python-socks are translated in `app/engine/probes/` with
-`raise ... from exc`, so no caller ever catches a library's exception type.
+Errors from the resolver, sockets, TLS and python-socks are translated in `app/engine/probes/`
+with `raise ... from exc`, so no caller ever catches a library's exception type.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from app.engine.config import ProxyConfig
 
 
 async def open_socket(proxy: ProxyConfig, *, host: str, port: int, within: float) -> socket.socket:
-    """A socket connected to host:port through the proxy (handed to aiosmtplib as `sock`)."""
+    """A socket connected to host:port through the proxy (the SMTP session runs its streams over it)."""
     client = Proxy(
         ProxyType.SOCKS5,
         proxy.host,
