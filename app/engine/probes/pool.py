@@ -132,6 +132,7 @@ class _Lane:
     runners: int = 0
     starting: int = 0  # runners still connecting
     idle: int = 0
+    flying: int = 0  # sessions in a flight after which they will carry more
     refusals: int = 0  # 421s at connect in a row
     hiring: asyncio.Task[None] | None = None
 
@@ -147,6 +148,7 @@ class _Session:
     transaction_rcpts: int = 0
     invalid: int = 0
     over: bool = False  # the server hung up or said 421 (closing): carry nothing more
+    carries_on: bool = True  # the flight being boarded leaves room for more recipients
     probed: dict[str, Reply] = field(default_factory=dict)  # catch-all probe replies by domain
 
 
@@ -180,7 +182,6 @@ class SessionPool:
         self._lanes: dict[Route, _Lane] = {}
         self._returned: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._open: dict[str, int] = {}  # our open sessions per MX group
         self._flight_time: dict[str, float] = {}  # seconds a flight takes, per MX group
         self._grown_at: dict[str, float] = {}
         self._closing = False
@@ -225,10 +226,6 @@ class SessionPool:
                 lane.queue.remove(ask)
             raise
 
-    def sessions(self, key: str) -> int:
-        """Our open (or opening) sessions to MX group `key`."""
-        return self._open.get(key, 0)
-
     async def close(self) -> None:
         """QUIT every session, give back every slot, fail what still waits."""
         self._closing = True
@@ -255,11 +252,12 @@ class SessionPool:
             lane.hiring = self._spawn(self._hire(lane), name="mxprobe-hire")
 
     def _overdue(self, lane: _Lane) -> bool:
-        """Slow start: a recipient has waited behind our working sessions of the group for
-        longer than a flight takes, so one more session would serve it sooner."""
-        key = lane.route.limit_key
-        flight = self._flight_time.get(key)
-        if flight is None or not self._open.get(key):
+        """Slow start: a recipient has waited behind our working sessions for longer than a
+        flight takes, so one more session would serve it sooner. (Recipients that wait for a
+        spent session to be replaced are not behind a working one: that replacement comes
+        anyway, and a second connection meanwhile is what a one-connection server refuses.)"""
+        flight = self._flight_time.get(lane.route.limit_key)
+        if flight is None or not lane.flying:
             return False
         oldest = next((a for a in lane.queue if not a.future.done()), None)
         return oldest is not None and time.monotonic() - oldest.queued_at > flight
@@ -288,7 +286,6 @@ class SessionPool:
             if lease is not None:
                 lane.runners += 1
                 lane.starting += 1
-                self._open[key] = self._open.get(key, 0) + 1
                 self._spawn(self._serve(lane, lease), name=f"mxprobe-session-{key}")
                 pause = 0.02
                 continue
@@ -340,12 +337,16 @@ class SessionPool:
             while not self._closing:
                 flight = self._board(lane, state)
                 if flight:
+                    carries_on = int(state.carries_on)
+                    lane.flying += carries_on
                     try:
                         await self._fly(lane, state, flight)
                     except Exception as exc:  # not the server's doing: tell its checks, stop
                         for ask in flight:
                             _settle(ask, exc)
                         break
+                    finally:
+                        lane.flying -= carries_on
                     flight = []
                     if self.idle_timeout <= 0 or self._spent(lane.policy, state):
                         break
@@ -360,7 +361,6 @@ class SessionPool:
                 # before the slot is anyone else's, or it may see one connection too many.
                 await asyncio.sleep(CLOSE_GRACE)
             lane.runners -= 1
-            self._open[lease.key] -= 1
             await self._limiter.release(lease)
             self._wake(lease.key)
             if lane.queue and not self._closing:
@@ -435,6 +435,11 @@ class SessionPool:
                 probing.add(ask.domain)
             if room <= 0:
                 break
+        costs = len(taken) + len(probing)
+        state.carries_on = (
+            policy.max_rcpts_per_session - state.rcpts - costs > 0
+            and policy.max_invalid_rcpts_per_session - state.invalid - costs > 0
+        )
         return taken
 
     async def _fly(self, lane: _Lane, state: _Session, flight: list[_Ask]) -> None:
