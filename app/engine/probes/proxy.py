@@ -12,7 +12,7 @@ from app.engine.config import ProxyConfig
 
 
 async def open_socket(proxy: ProxyConfig, *, host: str, port: int, within: float) -> socket.socket:
-    """A socket connected to host:port through the proxy (the SMTP session runs its streams over it)."""
+    """A socket connected to host:port through the proxy, for the SMTP session's streams."""
     client = Proxy(
         ProxyType.SOCKS5,
         proxy.host,
