@@ -67,7 +67,8 @@ class Settings(BaseSettings):
 
     # DNS
     dns_nameservers: Annotated[tuple[str, ...], NoDecode] = ()
-    dns_timeout: float = Field(default=5.0, gt=0)
+    dns_timeout: float = Field(default=5.0, gt=0)  # per try and nameserver
+    dns_tries: int = Field(default=2, ge=1)
 
     # Catch-all and greylisting
     catch_all_ttl: float = Field(default=86_400.0, ge=0)
@@ -147,7 +148,9 @@ class Settings(BaseSettings):
         return _normal_rate(value)
 
     def dns_config(self) -> DnsConfig:
-        return DnsConfig(nameservers=self.dns_nameservers, timeout=self.dns_timeout)
+        return DnsConfig(
+            nameservers=self.dns_nameservers, timeout=self.dns_timeout, tries=self.dns_tries
+        )
 
     def probe_config(self) -> ProbeConfig:
         return ProbeConfig(

@@ -22,8 +22,8 @@ class ProxyConfig:
 @dataclass(frozen=True, slots=True)
 class DnsConfig:
     nameservers: tuple[str, ...] = ()  # "host" or "host:port"; empty: /etc/resolv.conf
-    timeout: float = 5.0
-    tries: int = 2
+    timeout: float = 5.0  # seconds each nameserver gets in each try, however fast it was lately
+    tries: int = 2  # a query is sent again only after a try got no answer in time
     cache_size: int = 10_000
     # A floor and ceiling on cached TTLs, so a 0-TTL record still saves repeated lookups within
     # one list and a week-long TTL doesn't pin a stale answer.

@@ -31,6 +31,8 @@ backup.test            mx1 (127.0.0.22)    MX 10 → mx1: connection refused;
 xn--bcher-kva.test     mx (127.0.0.24)     bücher.test (IDN): alice → 250, other → 550 5.1.1
 aonly.test             (none)              no MX, A 127.0.0.10 (implicit MX: normal.test's
                                            server): alice → 250, other → 550 5.1.1
+slowdns.test           mx.normal.test      its DNS answers after `slow_dns_seconds` (0.8 s);
+                                           normal.test's server: alice → 250, other → 550 5.1.1
 nullmx.test            (none)              null MX ``0 .``: accepts no mail
 nomail.test            (none)              exists, no MX and no A/AAAA: no mail server
 servfail.test          (none)              every query → SERVFAIL
@@ -64,6 +66,7 @@ STANDARD_DOMAINS = (
     "backup.test",
     "xn--bcher-kva.test",
     "aonly.test",
+    "slowdns.test",
     "nullmx.test",
     "nomail.test",
     "servfail.test",
@@ -77,6 +80,7 @@ def standard_world(
     latency: float = 0.0,
     greylist_seconds: float = 1.0,
     tarpit_seconds: float = 30.0,
+    slow_dns_seconds: float = 0.8,
     smtp_port: int | None = None,
     dns_port: int | None = None,
 ) -> World:
@@ -116,6 +120,12 @@ def standard_world(
 
     world.add_domain(
         "aonly.test", kind=DomainKind.A_ONLY, a=world.mx_ip("mx.normal.test"), mailboxes=["alice"]
+    )
+    world.add_domain(
+        "slowdns.test",
+        mx=[(10, "mx.normal.test")],
+        mailboxes=["alice"],
+        dns_latency=slow_dns_seconds,
     )
     world.add_domain("nullmx.test", kind=DomainKind.NULL_MX)
     world.add_domain("nomail.test", kind=DomainKind.NO_MAIL)

@@ -56,12 +56,16 @@ class World:
         smtp_port: int | None = None,
         dns_ip: str = "127.0.0.53",
         dns_port: int | None = None,
+        dns_latency: float = 0.0,
     ) -> None:
+        """`dns_latency`: seconds the DNS server takes to answer any name (see `add_domain`)."""
         self._wanted_smtp_port = smtp_port
         self._dns_ip = require_loopback(dns_ip)
         self._wanted_dns_port = dns_port
         self._hosts: dict[str, _MxHost] = {}
         self._domains: dict[str, Domain] = {}
+        self._dns_latency = _latency(dns_latency)
+        self._domain_latency: dict[str, float] = {}
         self._ca: trustme.CA | None = None
         self._running: _Running | None = None
 
@@ -87,11 +91,15 @@ class World:
         a: str | None = None,
         mailboxes: Mapping[str, Mailbox] | Iterable[str] = (),
         ttl: int = 300,
+        dns_latency: float | None = None,
     ) -> None:
         """Add a domain. `mx` hosts need not exist (their A lookup is then NXDOMAIN).
 
         `a` is the A record of an A_ONLY domain (its implicit MX: the MX host with that IP
         serves the domain), or an extra A record of an MX domain. Names may be Unicode.
+        `dns_latency`: seconds the DNS server takes to answer queries about this name (its
+        MX hosts' names keep the world's); None: the world's. A domain that never answers is
+        `DomainKind.TIMEOUT`.
         """
         self._require_stopped()
         domain = ascii_domain(name)
@@ -103,6 +111,7 @@ class World:
             raise ValueError(f"{domain}: an A_ONLY domain needs an A record")
         if ttl < 0:
             raise ValueError("ttl must be >= 0")
+        latency = None if dns_latency is None else _latency(dns_latency)
         self._domains[domain] = Domain(
             name=domain,
             kind=kind,
@@ -111,6 +120,8 @@ class World:
             mailboxes=mailbox_book(mailboxes),
             ttl=ttl,
         )
+        if latency is not None:
+            self._domain_latency[domain] = latency
 
     # -- running ----------------------------------------------------------------------------
 
@@ -173,7 +184,12 @@ class World:
                 await server.start(sockets[host.ip])
                 pending.remove(sockets[host.ip])
             running.dns = DnsServer(
-                Zone(self._domains, {h.name: h.ip for h in self._hosts.values()})
+                Zone(
+                    self._domains,
+                    {h.name: h.ip for h in self._hosts.values()},
+                    latency=self._domain_latency,
+                    default_latency=self._dns_latency,
+                )
             )
             await running.dns.start(udp=udp, tcp=tcp)
             pending.remove(udp)
@@ -276,6 +292,12 @@ class World:
         """Forget every greylisting triplet seen so far."""
         for host in self._hosts.values():
             host.greylist.reset()
+
+
+def _latency(seconds: float) -> float:
+    if not seconds >= 0:
+        raise ValueError(f"dns_latency must be >= 0 seconds, not {seconds}")
+    return float(seconds)
 
 
 async def _close(running: _Running) -> None:

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from dnslib import EDNS0, MX, QTYPE, RCODE, RR, SOA, A, DNSError, DNSLabel, DNSRecord
+from dnslib import (
+    EDNS0,
+    MX,
+    QTYPE,
+    RCODE,
+    RR,
+    SOA,
+    A,
+    DNSError,
+    DNSLabel,
+    DNSQuestion,
+    DNSRecord,
+)
 
 from app.simulator.domains import Domain, DomainKind
 from app.simulator.names import ascii_domain
 
-__all__ = ["HOST_TTL", "Zone"]
+__all__ = ["HOST_TTL", "Reply", "Zone"]
 
 HOST_TTL = 300
 """TTL of the A records of MX host names."""
@@ -18,20 +31,38 @@ UDP_LIMIT = 512
 EDNS_PAYLOAD = 1232
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A packed reply, and how long the server holds it back before sending it."""
+
+    packed: bytes
+    delay: float = 0.0
+
+
 class Zone:
     """Answers queries about `domains` and the A records of MX `hosts` (host name → IP).
 
     Unknown names are NXDOMAIN. MX records are listed worst preference first, so that a
-    client which does not sort them by preference is caught.
+    client which does not sort them by preference is caught. Every reply about a name is held
+    back by that name's `latency` (seconds), else by `default_latency`.
     """
 
-    def __init__(self, domains: Mapping[str, Domain], hosts: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        domains: Mapping[str, Domain],
+        hosts: Mapping[str, str],
+        *,
+        latency: Mapping[str, float] | None = None,
+        default_latency: float = 0.0,
+    ) -> None:
         self.domains = dict(domains)
         self.hosts = dict(hosts)
+        self.latency = dict(latency or {})
+        self.default_latency = default_latency
         self.queries: Counter[tuple[str, str]] = Counter()  # (name, qtype) → times asked
 
-    def respond(self, data: bytes, *, udp: bool) -> bytes | None:
-        """The packed reply to a packed query, or None for no reply at all."""
+    def respond(self, data: bytes, *, udp: bool) -> Reply | None:
+        """The reply to a packed query, or None for no reply at all."""
         try:
             request = DNSRecord.parse(data)
         except DNSError:
@@ -43,14 +74,8 @@ class Zone:
         reply = self.answer(request)
         if reply is None:
             return None
-        edns = [rr for rr in request.ar if rr.rtype == QTYPE.OPT]
-        if edns:
-            reply.add_ar(EDNS0(udp_len=EDNS_PAYLOAD))
-        packed: bytes = reply.pack()
-        limit = max(UDP_LIMIT, min(int(edns[0].rclass), EDNS_PAYLOAD)) if edns else UDP_LIMIT
-        if udp and len(packed) > limit:
-            packed = reply.truncate().pack()
-        return packed
+        delay = self.latency.get(_name_of(question), self.default_latency)
+        return Reply(_pack(request, reply, udp=udp), delay)
 
     def answer(self, request: DNSRecord) -> DNSRecord | None:
         """The reply to a parsed query, or None when the query must go unanswered."""
@@ -59,10 +84,7 @@ class Zone:
             reply.header.rcode = RCODE.FORMERR
             return reply
         question = request.q
-        try:
-            name = ascii_domain(str(question.qname))
-        except UnicodeError:
-            name = str(question.qname).lower().rstrip(".")
+        name = _name_of(question)
         qtype = question.qtype
         domain = self.domains.get(name)
         host_ip = self.hosts.get(name)
@@ -85,6 +107,26 @@ class Zone:
         for record in answers:
             reply.add_answer(record)
         return reply
+
+
+def _pack(request: DNSRecord, reply: DNSRecord, *, udp: bool) -> bytes:
+    """`reply` packed, with EDNS if the query had it, truncated if too big for UDP."""
+    edns = [rr for rr in request.ar if rr.rtype == QTYPE.OPT]
+    if edns:
+        reply.add_ar(EDNS0(udp_len=EDNS_PAYLOAD))
+    packed: bytes = reply.pack()
+    limit = max(UDP_LIMIT, min(int(edns[0].rclass), EDNS_PAYLOAD)) if edns else UDP_LIMIT
+    if udp and len(packed) > limit:
+        packed = reply.truncate().pack()
+    return packed
+
+
+def _name_of(question: DNSQuestion) -> str:
+    """The asked name as the zone keys it: ASCII, lower-case, no trailing dot."""
+    try:
+        return ascii_domain(str(question.qname))
+    except UnicodeError:
+        return str(question.qname).lower().rstrip(".")
 
 
 def _domain_records(domain: Domain, name: DNSLabel, qtype: int) -> list[RR]:

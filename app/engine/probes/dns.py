@@ -1,4 +1,10 @@
-"""MX resolution over aiodns: preference order, null MX, implicit MX, a bounded TTL cache.
+"""MX resolution over dnspython: preference order, null MX, implicit MX, a bounded TTL cache.
+
+Every try of a query gives each nameserver `DnsConfig.timeout` seconds to answer, however fast
+its recent answers were, and a query is sent again (`DnsConfig.tries` in all) only after that.
+(c-ares, under aiodns, sizes each try from the server's recent latency instead: five times its
+average, at least 250 ms. A resolver that answers cached names in a millisecond then times out
+the uncached ones it is still recursing for, and pycares offers no option to stop it.)
 
 Failures are translated into the engine's own errors: NXDOMAIN means "no mail" (an answer);
 SERVFAIL and timeouts say nothing about the address, so they surface as errors and the verdict
@@ -8,24 +14,24 @@ becomes `unknown`, never `invalid`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
 
-import aiodns
-import aiodns.error
+import dns.asyncresolver
+import dns.exception
+import dns.nameserver
+import dns.rdata
+import dns.resolver
 from cachetools import TLRUCache
+from dns.rdtypes.ANY.MX import MX
+from dns.rdtypes.IN.A import A
+from dns.rdtypes.IN.AAAA import AAAA
 
 from app.engine import errors
 from app.engine.config import DnsConfig
-
-T = TypeVar("T")
-
-_NO_ANSWER = {aiodns.error.ARES_ENODATA}
-_NO_DOMAIN = {aiodns.error.ARES_ENOTFOUND, aiodns.error.ARES_ENONAME}
-_TIMEOUT = {aiodns.error.ARES_ETIMEOUT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,15 @@ class _Cached:
     ttl: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Records:
+    """What a name has of one record type: its records (none: NODATA), or NXDOMAIN."""
+
+    ttl: float
+    records: tuple[dns.rdata.Rdata, ...] = ()
+    exists: bool = True
+
+
 def split_nameserver(server: str) -> tuple[str, int]:
     """`"10.0.0.1"`, `"10.0.0.1:5353"`, `"[::1]:53"` → (host, port)."""
     if server.startswith("["):
@@ -68,6 +83,37 @@ def split_nameserver(server: str) -> tuple[str, int]:
         host, port = server.split(":")
         return host, int(port)
     return server, 53
+
+
+def stub_resolver(config: DnsConfig) -> dns.asyncresolver.Resolver:
+    """A dnspython resolver for one try of a query: each nameserver, in order, gets
+    `config.timeout` seconds. Nameservers from `config`, else from /etc/resolv.conf."""
+    stub = dns.asyncresolver.Resolver(configure=not config.nameservers)
+    if config.nameservers:
+        stub.nameservers = [
+            dns.nameserver.Do53Nameserver(*split_nameserver(server))
+            for server in config.nameservers
+        ]
+    stub.timeout = config.timeout
+    stub.lifetime = config.timeout * len(stub.nameservers)
+    stub.cache = None  # the Resolver's own cache keeps answers (within bounds on their TTLs)
+    return stub
+
+
+def mx_hosts(records: Iterable[dns.rdata.Rdata]) -> list[MxHost]:
+    """MX records in preference order; the null MX's exchange is ".", the others have no
+    trailing dot and are lower-case."""
+    hosts = (
+        MxHost(record.preference, record.exchange.to_text(omit_final_dot=True).lower())
+        for record in records
+        if isinstance(record, MX)
+    )
+    return sorted(hosts, key=lambda h: (h.preference, h.exchange))
+
+
+def addresses_of(records: Iterable[dns.rdata.Rdata]) -> list[str]:
+    """The addresses in A and AAAA records."""
+    return [str(record.address) for record in records if isinstance(record, A | AAAA)]
 
 
 def is_public_address(address: str) -> bool:
@@ -86,27 +132,20 @@ class Resolver:
 
     def __init__(self, config: DnsConfig) -> None:
         self._config = config
-        self._resolver: aiodns.DNSResolver | None = None
+        self._stub: dns.asyncresolver.Resolver | None = None
         self._cache: TLRUCache[tuple[str, str], _Cached] = TLRUCache(
             maxsize=config.cache_size, ttu=lambda _k, v, now: now + v.ttl, timer=time.monotonic
         )
         self._inflight: dict[tuple[str, str], asyncio.Future[object]] = {}
 
-    def _channel(self) -> aiodns.DNSResolver:
-        if self._resolver is None:
-            servers = [
-                f"[{h}]:{p}" if ":" in h else f"{h}:{p}"
-                for h, p in map(split_nameserver, self._config.nameservers)
-            ]
-            self._resolver = aiodns.DNSResolver(
-                nameservers=servers or None, timeout=self._config.timeout, tries=self._config.tries
-            )
-        return self._resolver
+    def _resolver(self) -> dns.asyncresolver.Resolver:
+        if self._stub is None:
+            self._stub = stub_resolver(self._config)
+        return self._stub
 
     async def close(self) -> None:
-        if self._resolver is not None:
-            await self._resolver.close()
-            self._resolver = None
+        """Forget the nameserver configuration (dnspython holds no socket between queries)."""
+        self._stub = None
 
     def _ttl(self, seconds: float) -> float:
         return min(max(seconds, self._config.min_ttl), self._config.max_ttl)
@@ -135,43 +174,43 @@ class Resolver:
             del self._inflight[key]
         return entry.value
 
-    async def _query(self, name: str, qtype: str) -> list[tuple[int, object]] | None:
-        """Answer records as (ttl, data); None when the name does not exist."""
+    async def _resolve(self, name: str, qtype: str) -> dns.resolver.Answer:
+        """The answer to one question, asked up to `tries` times: again only after a try
+        that timed out (a NXDOMAIN, an answer or a SERVFAIL ends it)."""
+        stub = self._resolver()
+        for _ in range(self._config.tries - 1):
+            with contextlib.suppress(dns.resolver.LifetimeTimeout):  # then try again
+                return await stub.resolve(f"{name}.", qtype, raise_on_no_answer=False)
+        return await stub.resolve(f"{name}.", qtype, raise_on_no_answer=False)
+
+    async def _query(self, name: str, qtype: str) -> _Records:
+        """The records of `qtype` that `name` has."""
         try:
-            result = await self._channel().query_dns(name, qtype)
-        except aiodns.error.DNSError as exc:
-            code = exc.args[0] if exc.args else None
-            if code in _NO_ANSWER:
-                return []
-            if code in _NO_DOMAIN:
-                return None
-            if code in _TIMEOUT:
-                raise errors.DnsTimeout(f"DNS {qtype} query for {name} timed out") from exc
-            message = exc.args[1] if len(exc.args) > 1 else str(exc)
-            raise errors.DnsServerFailure(f"DNS {qtype} query for {name}: {message}") from exc
-        return [(rr.ttl, rr.data) for rr in result.answer if rr.type == _QTYPES[qtype]]
+            answer = await self._resolve(name, qtype)
+        except dns.resolver.NXDOMAIN:
+            return _Records(self._config.negative_ttl, exists=False)
+        except dns.exception.Timeout as exc:
+            raise errors.DnsTimeout(f"DNS {qtype} query for {name} timed out") from exc
+        except dns.exception.DNSException as exc:
+            raise errors.DnsServerFailure(f"DNS {qtype} query for {name}: {exc}") from exc
+        if answer.rrset is None:
+            return _Records(self._config.negative_ttl)
+        return _Records(answer.rrset.ttl, tuple(answer.rrset))
 
     async def mx(self, domain: str) -> MxLookup:
         """The MX hosts for `domain` (its IDNA A-label form), in preference order."""
         domain = domain.rstrip(".").lower()
 
         async def fetch() -> _Cached:
-            answers = await self._query(domain, "MX")
-            if answers is None:
+            found = await self._query(domain, "MX")
+            if not found.exists:
                 return _Cached(MxLookup(hosts=(), exists=False), self._config.negative_ttl)
-            if answers:
-                ttl = self._ttl(min(t for t, _ in answers))
-                hosts = sorted(
-                    (
-                        MxHost(int(getattr(d, "priority", 0)), str(getattr(d, "exchange", "")))
-                        for _, d in answers
-                    ),
-                    key=lambda h: (h.preference, h.exchange),
-                )
-                if any(h.exchange.strip(".") == "" for h in hosts):
+            hosts = mx_hosts(found.records)
+            if hosts:
+                ttl = self._ttl(found.ttl)
+                if any(h.exchange == "." for h in hosts):
                     return _Cached(MxLookup(hosts=(), null_mx=True), ttl)
-                cleaned = tuple(MxHost(h.preference, h.exchange.rstrip(".").lower()) for h in hosts)
-                return _Cached(MxLookup(hosts=cleaned), ttl)
+                return _Cached(MxLookup(hosts=tuple(hosts)), ttl)
             # No MX: the domain itself is the implicit MX if it has an address (RFC 5321 §5.1).
             if await self.addresses(domain):
                 return _Cached(
@@ -190,16 +229,13 @@ class Resolver:
         for qtype in ("A", "AAAA"):
 
             async def fetch(qtype: str = qtype) -> _Cached:
-                answers = await self._query(host, qtype)
-                if not answers:
+                records = await self._query(host, qtype)
+                addresses = addresses_of(records.records)
+                if not addresses:
                     return _Cached([], self._config.negative_ttl)
-                ttl = self._ttl(min(t for t, _ in answers))
-                return _Cached([str(getattr(d, "addr", "")) for _, d in answers], ttl)
+                return _Cached(addresses, self._ttl(records.ttl))
 
             value = await self._cached((host, qtype), fetch)
             assert isinstance(value, list)
             found.extend(value)
         return found
-
-
-_QTYPES = {"MX": 15, "A": 1, "AAAA": 28}
