@@ -5,6 +5,10 @@ pipelined commands share one), a tarpit before the banner, a connection limit, a
 unknown recipients, STARTTLS, and the `rcpt_policy` replies. Every command line is recorded as
 received. DATA and BDAT are a tripwire: they are recorded and refused, and the tests fail on
 them.
+
+Every reply leaves through `SimulatedSMTP.push` (aiosmtpd's one way out), which also decides
+how its bytes are cut into writes, so TCP segments (`Behaviour.segments`, `slow_banner`): a
+client must read each reply whole, in order, however it arrives.
 """
 
 from __future__ import annotations
@@ -35,6 +39,21 @@ IDENT = "ESMTP mxprobe simulator"
 # aiosmtpd's own require_starttls reply has no enhanced status code; real servers send one.
 _BARE_530 = "530 Must issue a STARTTLS command first"
 _ENHANCED_530 = "530 5.7.0 Must issue a STARTTLS command first"
+# Replies after which the server hangs up: never held back in a flight.
+_CLOSING_CODES = frozenset({"221", "421"})
+_BANNER_FILLER = "220-This is a simulated mail server: no message is ever delivered"
+
+
+def _no_delay(transport: asyncio.BaseTransport) -> None:
+    """Turn Nagle's algorithm off, so that every write leaves at once as its own segment.
+
+    asyncio does it only for sockets whose `proto` is IPPROTO_TCP, and the world's listening
+    sockets (so the accepted ones) are made with proto 0; with Nagle on, a write that follows
+    one not yet acknowledged waits for the peer's (delayed) ACK and may be coalesced.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class MxServer:
@@ -157,12 +176,16 @@ class SimulatedSMTP(SMTP):
         # replies to one flight cost one round trip (and one `latency`), however many there are.
         self._new_flight = True
         self._flight_pending = False
+        self._banner_next = False
+        self._out = b""  # reply bytes not written yet (a reply's first lines, a held flight)
+        self._splits = 0  # replies split so far: where the next one is cut
 
     # -- connection bookkeeping -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._raw_transport is None:  # not the second call that follows STARTTLS
             self._raw_transport = transport
+            _no_delay(transport)
             self._connection_id, active = self.mx.recorder.connection_opened()
             limit = self.mx.behaviour.max_connections
             self._over_limit = limit is not None and active > limit
@@ -211,29 +234,91 @@ class SimulatedSMTP(SMTP):
             return
         if self.mx.behaviour.tarpit_seconds:
             await asyncio.sleep(self.mx.behaviour.tarpit_seconds)
+        self._banner_next = True  # aiosmtpd's first push is the 220 banner
         await super()._handle_client()
 
     async def push(self, status: str | bytes) -> None:
+        """Send one reply, or some lines of one (aiosmtpd pushes EHLO's line by line); `status`
+        may hold several lines separated by CRLF."""
         text = status if isinstance(status, str) else status.decode("utf-8", "replace")
         if text == _BARE_530:
             text = _ENHANCED_530
-        continuation = text[3:4] == "-"
+        banner, self._banner_next = self._banner_next, False
+        if banner:
+            text = self._banner(text)
+        lines = text.split("\r\n")
+        final = lines[-1][3:4] != "-"  # the reply's last line
         first_of_flight, self._new_flight = self._new_flight, False
         if first_of_flight and self.mx.behaviour.latency:
             await asyncio.sleep(self.mx.behaviour.latency)
-        if first_of_flight and not continuation:  # counted before it is sent
+        if first_of_flight and final:  # counted before it is sent
             self.mx.recorder.reply()
         elif first_of_flight:
             self._flight_pending = True
-        elif self._flight_pending and not continuation:
+        elif self._flight_pending and final:
             self._flight_pending = False
             self.mx.recorder.reply()
-        await super().push(text)
-        if self.close_after_reply and not continuation:
+        await self._write(lines, final=final, banner=banner)
+        if self.close_after_reply and final:
             self._hang_up()
 
+    def _banner(self, text: str) -> str:
+        """The 220 banner over `banner_lines` lines (a 421 refusal stays as it is)."""
+        count = self.mx.behaviour.banner_lines
+        if count == 1 or not text.startswith("220 "):
+            return text
+        fillers = [_BANNER_FILLER] * (count - 2)
+        return "\r\n".join([f"220-{text[4:]}", *fillers, f"220 {self.hostname} ready"])
+
+    async def _write(self, lines: list[str], *, final: bool, banner: bool) -> None:
+        """Write these lines as `Behaviour.segments` (and `slow_banner`) say."""
+        behaviour = self.mx.behaviour
+        data = b"".join(line.encode("utf-8") + b"\r\n" for line in lines)
+        if behaviour.segments == "per_line" and not (banner and behaviour.slow_banner):
+            for line in lines:
+                await self._send(line.encode("utf-8") + b"\r\n")
+            return
+        self._out += data
+        if not final:
+            return  # the rest of the reply comes with the next push
+        closing = self.close_after_reply or lines[-1][:3] in _CLOSING_CODES
+        if behaviour.segments == "per_flight" and not closing and self._command_waiting():
+            return  # held: written with the replies to the commands already received
+        out, self._out = self._out, b""
+        size = len(out)
+        if banner and behaviour.slow_banner:
+            await self._trickle(out, (1, size // 2, size - 1), pause=behaviour.slow_banner)
+        elif behaviour.segments == "split":
+            # in the reply code, in the middle, between the last CR and LF: by turns
+            cut = (2, size // 2, size - 1)[self._splits % 3]
+            self._splits += 1
+            await self._trickle(out, (cut,), pause=behaviour.split_pause)
+        else:
+            await self._send(out)
+
+    def _command_waiting(self) -> bool:
+        """Whether a whole command line has already been received and not yet read."""
+        return b"\n" in self._reader._buffer  # type: ignore[attr-defined]
+
+    async def _trickle(self, data: bytes, cuts: tuple[int, ...], *, pause: float) -> None:
+        """Write `data` in pieces cut at these offsets, `pause` seconds apart."""
+        bounds = sorted({cut for cut in cuts if 0 < cut < len(data)})
+        for index, (start, end) in enumerate(zip([0, *bounds], [*bounds, len(data)], strict=True)):
+            if index:
+                await asyncio.sleep(pause)
+            await self._send(data[start:end])
+
+    async def _send(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return  # the client has gone
+        self._writer.write(data)
+        await self._writer.drain()
+
     def _hang_up(self) -> None:
-        """Close the connection the way aiosmtpd does after QUIT."""
+        """Close the connection the way aiosmtpd does after QUIT (held replies go first)."""
+        out, self._out = self._out, b""
+        if out and self.transport is not None and not self.transport.is_closing():
+            self._writer.write(out)
         if self._handler_coroutine is not None:
             self._handler_coroutine.cancel()
         if self.transport is not None:

@@ -29,6 +29,31 @@ slow.test              mx (127.0.0.21)     0.05 s more before every reply; alice
 backup.test            mx1 (127.0.0.22)    MX 10 → mx1: connection refused;
                        mx2 (127.0.0.23)    MX 20 → mx2: alice → 250, other → 550 5.1.1
 xn--bcher-kva.test     mx (127.0.0.24)     bücher.test (IDN): alice → 250, other → 550 5.1.1
+plain.test             mx (127.0.0.25)     no STARTTLS; each reply one write; alice, bob → 250;
+                                           other → 550 5.1.1
+flight.test            mx (127.0.0.26)     no STARTTLS; the replies to a pipelined flight in one
+                                           write; alice, bob → 250; carol → 452 4.2.2 Mailbox
+                                           full; dave → 450 4.2.1 receiving mail at a rate
+                                           (Gmail's); other → 550 5.1.1
+split.test             mx (127.0.0.27)     no STARTTLS, no PIPELINING; each reply in two writes
+                                           (cut in the code, the middle, or CR|LF); alice → 250;
+                                           carol → 452 4.2.2; other → 550 5.1.1
+splitpipe.test         mx (127.0.0.28)     no STARTTLS, PIPELINING, replies split as split.test;
+                                           alice, bob → 250; dave → 450 4.2.1; other → 550 5.1.1
+splittls.test          mx (127.0.0.29)     STARTTLS, PIPELINING, replies split as split.test;
+                                           alice → 250; carol → 452 4.2.2; other → 550 5.1.1
+multiline.test         mx (127.0.0.30)     no STARTTLS; a 3-line banner; every RCPT reply in two
+                                           lines; a flight's replies in one write; alice → 250;
+                                           carol → 452 4.2.2; dave → 450 4.2.1; erin → 550
+                                           5.2.1 disabled; other → 550 5.1.1
+slowbanner.test        mx (127.0.0.31)     no STARTTLS; a 2-line banner trickling out in four
+                                           writes `slow_banner_seconds` (0.15 s) apart; replies
+                                           split; alice → 250; other → 550 5.1.1
+quota.test             mx (127.0.0.32)     alice → 452 4.2.2 Mailbox full; bob → 250;
+                                           other → 550 5.1.1
+ratelimit.test         mx (127.0.0.33)     every RCPT reply in two lines, each reply one write;
+                                           alice → 450 4.2.1 receiving mail at a rate (Gmail's);
+                                           bob → 250; other → 550 5.1.1
 aonly.test             (none)              no MX, A 127.0.0.10 (implicit MX: normal.test's
                                            server): alice → 250, other → 550 5.1.1
 slowdns.test           mx.normal.test      its DNS answers after `slow_dns_seconds` (0.8 s);
@@ -41,14 +66,21 @@ timeout.test           (none)              queries are never answered
 =====================  ==================  =====================================================
 
 The DNS server is on 127.0.0.53; every domain's records have a TTL of 300 s.
+
+`EXPECTED` lists addresses of this world with the verdict (Reacher's ``is_reachable``) a
+correct verifier reaches when its timeouts are shorter than the tarpit and the DNS timeout
+longer than slowdns.test's latency, and it asks a greylisted recipient again once
+`greylist_seconds` have passed. Only the reply decides a verdict, never how its bytes arrive.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from app.simulator.behaviours import Behaviour, Mailbox
 from app.simulator.world import DomainKind, World
 
-__all__ = ["STANDARD_DOMAINS", "standard_world"]
+__all__ = ["EXPECTED", "STANDARD_DOMAINS", "standard_world"]
 
 STANDARD_DOMAINS = (
     "normal.test",
@@ -65,6 +97,15 @@ STANDARD_DOMAINS = (
     "slow.test",
     "backup.test",
     "xn--bcher-kva.test",
+    "plain.test",
+    "flight.test",
+    "split.test",
+    "splitpipe.test",
+    "splittls.test",
+    "multiline.test",
+    "slowbanner.test",
+    "quota.test",
+    "ratelimit.test",
     "aonly.test",
     "slowdns.test",
     "nullmx.test",
@@ -74,6 +115,73 @@ STANDARD_DOMAINS = (
 )
 """Every domain of the standard world (IDN in punycode)."""
 
+_GHOSTS = tuple(f"ghost{n}" for n in range(1, 9))
+"""Local parts no domain of the world knows."""
+
+
+def _verdicts(domain: str, known: dict[str, str], *, others: str, ghosts: int) -> dict[str, str]:
+    """`known` local parts with their verdicts, then `ghosts` unknown ones, verdict `others`."""
+    table = {f"{local}@{domain}": verdict for local, verdict in known.items()}
+    table.update({f"{local}@{domain}": others for local in _GHOSTS[:ghosts]})
+    return table
+
+
+EXPECTED: dict[str, str] = {
+    **_verdicts(
+        "normal.test",
+        {"alice": "safe", "bob": "safe", "nobody": "invalid"},
+        others="invalid",
+        ghosts=8,
+    ),
+    **_verdicts("catchall.test", {"alice": "risky", "anyone": "risky"}, others="risky", ghosts=4),
+    **_verdicts("greylist.test", {"alice": "safe"}, others="invalid", ghosts=2),
+    **_verdicts("full.test", {"alice": "risky", "bob": "safe"}, others="invalid", ghosts=1),
+    **_verdicts("disabled.test", {"alice": "invalid"}, others="invalid", ghosts=1),
+    **_verdicts("blocked.test", {"alice": "unknown"}, others="unknown", ghosts=1),
+    **_verdicts("tarpit.test", {"alice": "unknown"}, others="unknown", ghosts=1),
+    **_verdicts("refused.test", {"alice": "unknown"}, others="unknown", ghosts=1),
+    **_verdicts("tls.test", {"alice": "safe"}, others="invalid", ghosts=2),
+    **_verdicts("busy.test", {"alice": "safe"}, others="invalid", ghosts=2),
+    **_verdicts("strict.test", {"alice": "safe"}, others="invalid", ghosts=4),
+    **_verdicts("slow.test", {"alice": "safe"}, others="invalid", ghosts=1),
+    **_verdicts("backup.test", {"alice": "safe"}, others="invalid", ghosts=1),
+    "alice@bücher.test": "safe",
+    **_verdicts("xn--bcher-kva.test", {"alice": "safe"}, others="invalid", ghosts=1),
+    **_verdicts("plain.test", {"alice": "safe", "bob": "safe"}, others="invalid", ghosts=6),
+    **_verdicts(
+        "flight.test",
+        {"alice": "safe", "bob": "safe", "carol": "risky", "dave": "safe"},
+        others="invalid",
+        ghosts=6,
+    ),
+    **_verdicts("split.test", {"alice": "safe", "carol": "risky"}, others="invalid", ghosts=3),
+    **_verdicts(
+        "splitpipe.test",
+        {"alice": "safe", "bob": "safe", "dave": "safe"},
+        others="invalid",
+        ghosts=4,
+    ),
+    **_verdicts("splittls.test", {"alice": "safe", "carol": "risky"}, others="invalid", ghosts=2),
+    **_verdicts(
+        "multiline.test",
+        {"alice": "safe", "carol": "risky", "dave": "safe", "erin": "invalid"},
+        others="invalid",
+        ghosts=3,
+    ),
+    **_verdicts("slowbanner.test", {"alice": "safe"}, others="invalid", ghosts=1),
+    **_verdicts("quota.test", {"alice": "risky", "bob": "safe"}, others="invalid", ghosts=1),
+    **_verdicts("ratelimit.test", {"alice": "safe", "bob": "safe"}, others="invalid", ghosts=1),
+    **_verdicts("aonly.test", {"alice": "safe"}, others="invalid", ghosts=1),
+    **_verdicts("slowdns.test", {"alice": "safe"}, others="invalid", ghosts=1),
+    "x@nullmx.test": "invalid",
+    "x@nomail.test": "invalid",
+    "x@servfail.test": "unknown",
+    "x@timeout.test": "unknown",
+    "x@nxdomain.test": "invalid",
+}
+"""Address → the verdict a correct verifier reaches (see the module docstring): every kind of
+mailbox of every domain, and unknown recipients ("ghostN") wherever a server can say so."""
+
 
 def standard_world(
     *,
@@ -81,6 +189,7 @@ def standard_world(
     greylist_seconds: float = 1.0,
     tarpit_seconds: float = 30.0,
     slow_dns_seconds: float = 0.8,
+    slow_banner_seconds: float = 0.15,
     smtp_port: int | None = None,
     dns_port: int | None = None,
 ) -> World:
@@ -117,6 +226,43 @@ def standard_world(
         "backup.test", mx=[(20, "mx2.backup.test"), (10, "mx1.backup.test")], mailboxes=["alice"]
     )
     single("xn--bcher-kva.test", Behaviour(latency=latency), {"alice": ok})
+
+    # How replies reach the client, on plain TCP (no STARTTLS) and after it; 4xx mailboxes.
+    quota, rate = Mailbox.OVER_QUOTA, Mailbox.RATE_LIMITED
+    plain = Behaviour(latency=latency, starttls=False)
+    single("plain.test", replace(plain, segments="per_reply"), {"alice": ok, "bob": ok})
+    single(
+        "flight.test",
+        replace(plain, segments="per_flight"),
+        {"alice": ok, "bob": ok, "carol": quota, "dave": rate},
+    )
+    single(
+        "split.test",
+        replace(plain, segments="split", pipelining=False),
+        {"alice": ok, "carol": quota},
+    )
+    single(
+        "splitpipe.test", replace(plain, segments="split"), {"alice": ok, "bob": ok, "dave": rate}
+    )
+    single(
+        "splittls.test", Behaviour(latency=latency, segments="split"), {"alice": ok, "carol": quota}
+    )
+    single(
+        "multiline.test",
+        replace(plain, segments="per_flight", multiline_rcpt=True, banner_lines=3),
+        {"alice": ok, "carol": quota, "dave": rate, "erin": Mailbox.DISABLED},
+    )
+    single(
+        "slowbanner.test",
+        replace(plain, segments="split", banner_lines=2, slow_banner=slow_banner_seconds),
+        {"alice": ok},
+    )
+    single("quota.test", Behaviour(latency=latency), {"alice": quota, "bob": ok})
+    single(
+        "ratelimit.test",
+        Behaviour(latency=latency, segments="per_reply", multiline_rcpt=True),
+        {"alice": rate, "bob": ok},
+    )
 
     world.add_domain(
         "aonly.test", kind=DomainKind.A_ONLY, a=world.mx_ip("mx.normal.test"), mailboxes=["alice"]
