@@ -136,4 +136,6 @@ class MxBudget(Base):
     budget: Mapped[int] = mapped_column(Integer)
     # Set by a 421 at connect: the budget does not grow again before then.
     capped_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When a process last could not get a slot: sessions idling in the group give theirs back.
+    wanted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -9,17 +9,20 @@ statement that touches no table, and it happens once per SMTP session, not per a
 A group's budget is learnt (see `app.engine.probes.limits`): one row per group in
 `mx_budgets`, read by the statement that takes a slot, which also counts the group's slots
 held by every process (in `pg_locks`). No row means one session; `grow` adds one, up to the
-limit; `refused` sets it to the sessions open when a 421 came, until `capped_until`.
+limit; `refused` sets it to the sessions open when a 421 came, until `capped_until`. A
+refused `try_acquire` stamps `wanted_at`, which sessions idling in the group read (`wanted`)
+to give their slot back rather than sit on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 
 import asyncpg  # type: ignore[import-untyped]
 
-from app.engine.probes.limits import Lease
+from app.engine.probes.limits import WANTED_FOR, Lease
 
 # The slots we hold are filtered out in a fenced subquery (OFFSET 0) so that PostgreSQL cannot
 # evaluate pg_try_advisory_lock on them first: advisory locks stack within a session, and a
@@ -61,6 +64,12 @@ WHERE locktype = 'advisory' AND objsubid = 2 AND granted
 ON CONFLICT (key) DO UPDATE
 SET budget = excluded.budget, capped_until = excluded.capped_until, updated_at = now()
 """
+# Somebody could not get a slot of the group: sessions idling in it give theirs back.
+_WANT = """
+INSERT INTO mx_budgets AS b (key, budget, wanted_at, updated_at) VALUES ($1, 1, now(), now())
+ON CONFLICT (key) DO UPDATE SET wanted_at = now()
+"""
+_WANTED = "SELECT key FROM mx_budgets WHERE wanted_at > now() - make_interval(secs => $1)"
 _GIVE_BACK = "SELECT pg_advisory_unlock(hashtext('mxprobe:' || $1::text), $2::int)"
 _GLOBAL = "*"
 
@@ -83,6 +92,7 @@ class PostgresMxLimiter:
         self._lock = asyncio.Lock()  # one connection: one statement at a time
         # Advisory locks are re-entrant within a session, so skip the slots we hold already.
         self._held: dict[str, set[int]] = {}
+        self._marked: dict[str, float] = {}  # when we last marked a group wanted
 
     @classmethod
     async def connect(
@@ -102,12 +112,26 @@ class PostgresMxLimiter:
             slot = await self._take(key, self.limit(key), _TAKE_GROUP)
             if slot is None:
                 await self._give_back(_GLOBAL, overall)
+                await self._mark_wanted(key)
                 return None
             return Lease(key, slot * 1_000_000 + overall)
 
     async def grow(self, key: str) -> None:
         async with self._lock:
             await self._conn.execute(_GROW, key, self.limit(key))
+
+    async def wanted(self) -> set[str]:
+        async with self._lock:
+            return {row["key"] for row in await self._conn.fetch(_WANTED, WANTED_FOR)}
+
+    async def _mark_wanted(self, key: str) -> None:
+        """At most twice per `WANTED_FOR`, however often we poll for a slot."""
+        now = time.monotonic()
+        if now - self._marked.get(key, 0.0) >= WANTED_FOR / 2:
+            self._marked[key] = now
+            if len(self._marked) > 4096:
+                self._marked = {k: t for k, t in self._marked.items() if now - t < WANTED_FOR}
+            await self._conn.execute(_WANT, key)
 
     async def refused(self, key: str, *, seconds: float) -> None:
         async with self._lock:

@@ -11,22 +11,17 @@ address after `MXPROBE_GREYLIST_RETRY_DELAY`; both are longer than the world's g
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from app.simulator import World
 from app.simulator.standard import EXPECTED
 from tests.conftest import world_env
 from tests.fixtures.schema import output_errors
-from tests.fixtures.services import Service, free_port, service_env
+from tests.fixtures.services import check_in_bulk, check_singly, service_env, start_serve
 
-IN_FLIGHT = 16
 ADDRESSES: dict[str, str] = {**EXPECTED, "not an email": "invalid"}
 SETTINGS = {
     "MXPROBE_CHECK_GREYLIST_WAIT": "1.5",  # the world greylists for 1 s
@@ -38,55 +33,13 @@ SETTINGS = {
 @pytest.fixture
 def served(world: World, fresh_database_url: str, tmp_path: Path) -> Iterator[str]:
     """`mxprobe serve` on a free port, pointed at the world: the API's base URL."""
-    port = free_port()
     env = service_env(fresh_database_url, {**world_env(world), **SETTINGS})
-    service = Service(
-        "serve", ["-m", "app.cli", "serve", "--port", str(port)], env=env, logs=tmp_path
-    )
-    base = f"http://127.0.0.1:{port}"
+    service, base = start_serve(env=env, logs=tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while not _healthy(base):
-            assert service.process.poll() is None, f"serve exited:\n{service.output()}"
-            assert time.monotonic() < deadline, f"serve never became healthy:\n{service.output()}"
-            time.sleep(0.2)
         yield base
     finally:
         code = service.stop(timeout=30)
     assert code == 0, service.output()
-
-
-def _healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def check_singly(base: str, addresses: list[str]) -> dict[str, dict[str, Any]]:
-    with httpx.Client(base_url=base, timeout=60) as client:
-
-        def check(address: str) -> dict[str, Any]:
-            response = client.post("/v0/check_email", json={"to_email": address})
-            assert response.status_code == 200, (address, response.text)
-            return dict(response.json())
-
-        with ThreadPoolExecutor(IN_FLIGHT) as pool:
-            results = list(pool.map(check, addresses))
-    return dict(zip(addresses, results, strict=True))
-
-
-def check_in_bulk(base: str, addresses: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    with httpx.Client(base_url=base, timeout=30) as client:
-        created = client.post("/v0/bulk", json={"input_type": "array", "input": addresses})
-        assert created.status_code == 200, created.text
-        job_id = created.json()["job_id"]
-        deadline = time.monotonic() + 60
-        while (status := client.get(f"/v0/bulk/{job_id}").json())["job_status"] != "complete":
-            assert time.monotonic() < deadline, f"job not complete in time: {status}"
-            time.sleep(0.25)
-        results = client.get(f"/v0/bulk/{job_id}/download").json()["results"]
-    return status, results
 
 
 def test_check_email_and_bulk_give_every_address_the_same_verdict(

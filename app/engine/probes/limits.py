@@ -56,6 +56,15 @@ class MxLimiter(Protocol):
         were open then (at least one), the refused one not counted."""
         ...
 
+    async def wanted(self) -> set[str]:
+        """The groups for which somebody was refused a slot within the last `WANTED_FOR`
+        seconds: a session idling in one of them should give its slot back."""
+        ...
+
+
+WANTED_FOR = 1.0
+"""Seconds a refused `try_acquire` marks its group as wanted."""
+
 
 class RateLimiter(Protocol):
     async def reserve(self, key: str, count: int = 1) -> float:
@@ -76,6 +85,7 @@ class LocalMxLimiter:
         self._held: dict[str, int] = {}
         self._budgets: dict[str, int] = {}
         self._capped_until: dict[str, float] = {}
+        self._wanted_at: dict[str, float] = {}
         self._tokens = itertools.count()
 
     def limit(self, key: str) -> int:
@@ -87,9 +97,15 @@ class LocalMxLimiter:
     async def try_acquire(self, key: str) -> Lease | None:
         held = self._held.get(key, 0)
         if held >= self.budget(key) or sum(self._held.values()) >= self.total:
+            self._wanted_at[key] = time.monotonic()
             return None
         self._held[key] = held + 1
         return Lease(key, next(self._tokens))
+
+    async def wanted(self) -> set[str]:
+        since = time.monotonic() - WANTED_FOR
+        self._wanted_at = {k: at for k, at in self._wanted_at.items() if at > since}
+        return set(self._wanted_at)
 
     async def grow(self, key: str) -> None:
         if time.monotonic() >= self._capped_until.get(key, 0.0):

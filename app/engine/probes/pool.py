@@ -52,6 +52,12 @@ CLOSE_GRACE = 0.05
 MAX_REFUSALS = 3
 # Seconds to wait after a 421 at connect before the route tries again (doubled each time).
 REFUSAL_PAUSE = 0.5
+# How often an idle session asks whether anyone (any process) waits for its group's slots.
+WANTED_POLL = 0.25
+# Seconds recipients wait for a slot held by others (no session of ours on the route) before
+# the group grows: an idle holder gives its slot back within WANTED_POLL, so one that has not
+# by then is working.
+GROW_AFTER = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +190,8 @@ class SessionPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._flight_time: dict[str, float] = {}  # seconds a flight takes, per MX group
         self._grown_at: dict[str, float] = {}
+        self._wanted: set[str] = set()
+        self._wanted_read = 0.0
         self._closing = False
 
     async def ask(
@@ -252,20 +260,25 @@ class SessionPool:
             lane.hiring = self._spawn(self._hire(lane), name="mxprobe-hire")
 
     def _overdue(self, lane: _Lane) -> bool:
-        """Slow start: a recipient has waited behind our working sessions for longer than a
-        flight takes, so one more session would serve it sooner. (Recipients that wait for a
-        spent session to be replaced are not behind a working one: that replacement comes
-        anyway, and a second connection meanwhile is what a one-connection server refuses.)"""
-        flight = self._flight_time.get(lane.route.limit_key)
-        if flight is None or not lane.flying:
-            return False
+        """Slow start: a recipient has waited behind working sessions for longer than a flight
+        takes, so one more session would serve it sooner: behind ours in a flight, or, with
+        none of ours on the route, for `GROW_AFTER` behind others' (an idle one would have
+        given its slot back by then). Recipients that wait for a spent session of ours to be
+        replaced are not behind a working one: the replacement comes anyway, and a second
+        connection meanwhile is what a one-connection server refuses."""
         oldest = next((a for a in lane.queue if not a.future.done()), None)
-        return oldest is not None and time.monotonic() - oldest.queued_at > flight
+        if oldest is None:
+            return False
+        waited = time.monotonic() - oldest.queued_at
+        if lane.runners == 0:
+            return waited > GROW_AFTER
+        flight = self._flight_time.get(lane.route.limit_key)
+        return flight is not None and lane.flying > 0 and waited > flight
 
     async def _grow(self, key: str) -> None:
         """One more session for the group (shared), at most once per flight time."""
         now = time.monotonic()
-        if now - self._grown_at.get(key, 0.0) >= self._flight_time.get(key, 0.0):
+        if now - self._grown_at.get(key, 0.0) >= self._flight_time.get(key, WANTED_POLL):
             self._grown_at[key] = now
             await self._limiter.grow(key)
 
@@ -384,19 +397,30 @@ class SessionPool:
             event.set()
 
     async def _wait_for_work(self, lane: _Lane) -> bool:
+        """Idle until work comes (True), or until the idle timeout, or until somebody else
+        (any process) waits for a slot of the group: an idle session holding the slot it
+        wants would make it wait for nothing."""
         deadline = time.monotonic() + self.idle_timeout
         lane.idle += 1
         try:
             while not lane.queue and not self._closing:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or lane.route.limit_key in await self._wanted_now():
                     return False
                 lane.work.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lane.work.wait(), timeout=remaining)
+                    await asyncio.wait_for(lane.work.wait(), timeout=min(remaining, WANTED_POLL))
             return not self._closing
         finally:
             lane.idle -= 1
+
+    async def _wanted_now(self) -> set[str]:
+        """The groups somebody could not get a slot of just now (read at most every
+        `WANTED_POLL` seconds, however many sessions idle)."""
+        if time.monotonic() - self._wanted_read >= WANTED_POLL:
+            self._wanted_read = time.monotonic()
+            self._wanted = await self._limiter.wanted()
+        return self._wanted
 
     def _spent(self, policy: ProviderPolicy, state: _Session) -> bool:
         return (
