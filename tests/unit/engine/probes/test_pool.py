@@ -205,3 +205,30 @@ async def test_the_unknown_recipient_budget_caps_a_flight_and_a_session() -> Non
     rcpts = [sum(line.startswith("RCPT") for line in write) for write in server.writes]
     assert max(rcpts) <= 3
     assert server.connects == 3
+
+
+async def test_an_idle_session_gives_its_slot_to_another_process_that_waits() -> None:
+    """Two processes (two pools, one shared budget) and a server that takes one connection:
+    the second does not wait out the first's idle timeout, and never opens a second one."""
+    server = ScriptedServer(max_connections=1)
+    shared = LocalMxLimiter(per_mx=5, total=100)
+    first = SessionPool(opener=server.opener, limiter=shared, idle_timeout=30)
+    second = SessionPool(opener=server.opener, limiter=shared, idle_timeout=30)
+    try:
+        assert await ask_one(first, "ok1@example.test") == 250  # its session now idles
+        started = asyncio.get_running_loop().time()
+        assert await ask_one(second, "ok2@example.test") == 250
+        waited = asyncio.get_running_loop().time() - started
+    finally:
+        await first.close()
+        await second.close()
+
+    assert waited < 5  # not the 30 s idle timeout
+    assert (server.connects, server.peak, server.refused) == (2, 1, 0)
+
+
+async def ask_one(pool: SessionPool, recipient: str) -> int:
+    answer = await pool.ask(
+        ROUTE, policy=POLICY, recipient=recipient, domain="example.test", catch_all_probe=None
+    )
+    return answer.reply.code
