@@ -9,8 +9,21 @@ $(BIN)/mxprobe: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: install serve test lint bench
+.PHONY: install serve test lint bench postfix
 install: $(BIN)/mxprobe
+
+# The conformance suite (tests/conformance) runs real Postfix: Debian's package, installed once.
+# Debconf's "No configuration" leaves the system instance unconfigured and stopped.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+postfix:
+	@if ! command -v postconf >/dev/null 2>&1 && [ ! -x /usr/sbin/postconf ]; then \
+	  echo "installing Postfix (Debian's package) for tests/conformance"; \
+	  echo "postfix postfix/main_mailer_type select No configuration" \
+	    | $(SUDO) debconf-set-selections; \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends postfix; \
+	fi
 
 serve: install
 	$(BIN)/mxprobe serve
@@ -21,7 +34,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+test: lint postfix
 	$(BIN)/pytest -q
 
 bench: install

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 from collections import deque
@@ -191,6 +192,7 @@ class SessionPool:
         self._flight_time: dict[str, float] = {}  # seconds a flight takes, per MX group
         self._grown_at: dict[str, float] = {}
         self._wanted: set[str] = set()
+        self._error_limits: dict[str, int] = {}  # unknown recipients a group hung up after
         self._wanted_read = 0.0
         self._closing = False
 
@@ -212,7 +214,7 @@ class SessionPool:
             raise NoSlot("the session pool is closing")
         lane = self._lanes.get(route)
         if lane is None:
-            lane = self._lanes[route] = _Lane(route, policy)
+            lane = self._lanes[route] = _Lane(route, self._within_learnt(policy, route.limit_key))
         if self._max_waiters is not None and len(lane.queue) >= self._max_waiters:
             raise NoSlot(
                 f"{len(lane.queue)} checks already wait for {route.mx_host}", key=route.limit_key
@@ -379,6 +381,19 @@ class SessionPool:
             if lane.queue and not self._closing:
                 self._staff(lane)
 
+    def _within_learnt(self, policy: ProviderPolicy, key: str) -> ProviderPolicy:
+        limit = self._error_limits.get(key)
+        if limit is None or limit >= policy.max_invalid_rcpts_per_session:
+            return policy
+        return dataclasses.replace(policy, max_invalid_rcpts_per_session=limit)
+
+    def _learn_error_limit(self, key: str, limit: int) -> None:
+        if limit < self._error_limits.get(key, limit + 1):
+            self._error_limits[key] = limit
+            for lane in self._lanes.values():
+                if lane.route.limit_key == key:
+                    lane.policy = self._within_learnt(lane.policy, key)
+
     def _observe(self, key: str, got: list[Reply], error: errors.SmtpError | None) -> None:
         if got:  # the first reply of a flight: one round trip, however many lines it carried
             self.behaviour.observe_reply(key, got[0].elapsed_ms / 1000)
@@ -531,6 +546,10 @@ class SessionPool:
                 state.invalid += int(outcome is Outcome.INVALID)
 
         state.over = error is not None or any(r.code == 421 for r in answered.values())
+        if state.over and state.invalid:
+            # Hung up on after `state.invalid` unknown recipients (Postfix's
+            # smtpd_hard_error_limit, say): carry no more than that per session from now on.
+            self._learn_error_limit(lane.route.limit_key, state.invalid)
         requeue: list[_Ask] = []
         for ask in flight:
             reply = answered.get(id(ask))

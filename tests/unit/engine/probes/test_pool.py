@@ -38,6 +38,7 @@ class ScriptedServer:
     refuses a connection with 421 past `max_connections` open at once."""
 
     max_connections: int | None = None
+    max_errors: int | None = None  # per session, then 421 and hang up (Postfix's hard limit)
     latency: float = 0.0
     pipelining: bool = True
     open: int = 0
@@ -78,10 +79,21 @@ class ScriptedSession:
     def mail_from(self, *, utf8: bool) -> str:
         return "MAIL FROM:<verify@probe.test>"
 
+    error_count = 0
+
     async def exchange(self, lines: Sequence[str]) -> Flight:
         self.server.writes.append(list(lines))
         await asyncio.sleep(self.server.latency)
-        return Flight([self.server.answer(line) for line in lines])
+        replies = []
+        for line in lines:
+            if self.server.max_errors is not None and self.error_count >= self.server.max_errors:
+                replies.append(Reply(421, "4.7.0 Error: too many errors", 0))
+                await self.close()
+                return Flight(replies, errors.SmtpDisconnected("the server hung up"))
+            reply = self.server.answer(line)
+            self.error_count += reply.code >= 500
+            replies.append(reply)
+        return Flight(replies)
 
     async def close(self) -> None:
         if self.is_open:
@@ -232,3 +244,20 @@ async def ask_one(pool: SessionPool, recipient: str) -> int:
         ROUTE, policy=POLICY, recipient=recipient, domain="example.test", catch_all_probe=None
     )
     return answer.reply.code
+
+
+async def test_a_server_that_hangs_up_after_a_few_errors_teaches_the_session_budget() -> None:
+    server = ScriptedServer(max_errors=3)
+    recipients = [f"no{i}@example.test" for i in range(12)] + ["ok1@example.test"]
+    policy = ProviderPolicy(
+        max_rcpts_per_session=100,
+        one_domain_per_transaction=False,
+        max_invalid_rcpts_per_session=5,
+        skip_catch_all=False,
+    )
+
+    codes = await ask_all(pool_for(server), recipients, policy)
+
+    assert codes == [550] * 12 + [250]  # every recipient answered, none lost to the hang-ups
+    rcpts = [sum(line.startswith("RCPT") for line in write) for write in server.writes]
+    assert max(rcpts[1:]) <= 3  # after the first hang-up, never more than the server takes
