@@ -9,7 +9,7 @@ $(BIN)/mxprobe: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: install serve test lint bench postfix
+.PHONY: install serve test lint bench postfix microsocks
 install: $(BIN)/mxprobe
 
 # The conformance suite (tests/conformance) runs real Postfix: Debian's package, installed once.
@@ -25,6 +25,15 @@ postfix:
 	    apt-get install -y --no-install-recommends postfix; \
 	fi
 
+# A real SOCKS5 proxy for the engine's proxy tests (tests/integration/engine/test_socks_proxy.py).
+microsocks:
+	@if ! command -v microsocks >/dev/null 2>&1; then \
+	  echo "installing microsocks (Debian's package) for the SOCKS5 tests"; \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends microsocks; \
+	fi
+
 serve: install
 	$(BIN)/mxprobe serve
 
@@ -34,7 +43,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint postfix
+test: lint postfix microsocks
 	$(BIN)/pytest -q
 
 bench: install
