@@ -104,7 +104,7 @@ class PostgresMxLimiter:
     def limit(self, key: str) -> int:
         return self._overrides.get(key, self._per_mx)
 
-    async def try_acquire(self, key: str) -> Lease | None:
+    async def try_acquire(self, key: str, *, waiting: bool = True) -> Lease | None:
         async with self._lock:
             overall = await self._take(_GLOBAL, self._total)
             if overall is None:
@@ -112,7 +112,8 @@ class PostgresMxLimiter:
             slot = await self._take(key, self.limit(key), _TAKE_GROUP)
             if slot is None:
                 await self._give_back(_GLOBAL, overall)
-                await self._mark_wanted(key)
+                if waiting:
+                    await self._mark_wanted(key)
                 return None
             return Lease(key, slot * 1_000_000 + overall)
 

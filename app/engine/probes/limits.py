@@ -41,8 +41,10 @@ class NoSlot(errors.EngineError):
 
 
 class MxLimiter(Protocol):
-    async def try_acquire(self, key: str) -> Lease | None:
-        """A slot for MX group `key` if one is free right now, else None. Never waits long."""
+    async def try_acquire(self, key: str, *, waiting: bool = True) -> Lease | None:
+        """A slot for MX group `key` if one is free right now, else None. Never waits long.
+        `waiting`: recipients wait for it with no session of the group to serve them, so a
+        refusal marks the group wanted (see `wanted`)."""
         ...
 
     async def release(self, lease: Lease) -> None: ...
@@ -94,10 +96,11 @@ class LocalMxLimiter:
     def budget(self, key: str) -> int:
         return min(self._budgets.get(key, 1), self.limit(key))
 
-    async def try_acquire(self, key: str) -> Lease | None:
+    async def try_acquire(self, key: str, *, waiting: bool = True) -> Lease | None:
         held = self._held.get(key, 0)
         if held >= self.budget(key) or sum(self._held.values()) >= self.total:
-            self._wanted_at[key] = time.monotonic()
+            if waiting:
+                self._wanted_at[key] = time.monotonic()
             return None
         self._held[key] = held + 1
         return Lease(key, next(self._tokens))

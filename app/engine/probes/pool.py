@@ -59,6 +59,8 @@ WANTED_POLL = 0.25
 # the group grows: an idle holder gives its slot back within WANTED_POLL, so one that has not
 # by then is working.
 GROW_AFTER = 1.0
+# After giving back a slot somebody else waits for, how long we leave it to them.
+YIELD_FOR = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,7 @@ class SessionPool:
         self._wanted: set[str] = set()
         self._error_limits: dict[str, int] = {}  # unknown recipients a group hung up after
         self._wanted_read = 0.0
+        self._yielded_at: dict[str, float] = {}
         self._closing = False
 
     async def ask(
@@ -293,11 +296,12 @@ class SessionPool:
         pause = 0.02
         while lane.queue and lane.idle == 0 and not self._closing:
             lease = None
-            if lane.starting == 0 and (lane.runners == 0 or self._overdue(lane)):
-                lease = await self._limiter.try_acquire(key)
+            yielding = time.monotonic() - self._yielded_at.get(key, -YIELD_FOR) < YIELD_FOR
+            if lane.starting == 0 and not yielding and (lane.runners == 0 or self._overdue(lane)):
+                lease = await self._limiter.try_acquire(key, waiting=lane.runners == 0)
                 if lease is None and self._overdue(lane):
                     await self._grow(key)
-                    lease = await self._limiter.try_acquire(key)
+                    lease = await self._limiter.try_acquire(key, waiting=lane.runners == 0)
             if lease is not None:
                 lane.runners += 1
                 lane.starting += 1
@@ -376,6 +380,10 @@ class SessionPool:
                 # before the slot is anyone else's, or it may see one connection too many.
                 await asyncio.sleep(CLOSE_GRACE)
             lane.runners -= 1
+            if not self._closing and lease.key in await self._wanted_now():
+                # Taking turns: somebody else (another process, most likely) waits for this
+                # group; the slot is theirs before our next session's.
+                self._yielded_at[lease.key] = time.monotonic()
             await self._limiter.release(lease)
             self._wake(lease.key)
             if lane.queue and not self._closing:
