@@ -34,16 +34,23 @@ SELECT s FROM (
 WHERE pg_try_advisory_lock(hashtext('mxprobe:' || $1::text), s)
 LIMIT 1
 """
-# A group's slot: only below the learnt budget, and only while fewer than the budget are held.
+# A group's slot: only below the learnt budget; and while a 421's cap holds, only while fewer
+# than the budget are held (sessions opened before the cap may hold higher slots). pg_locks is
+# read only then: it is the costly part.
 _TAKE_GROUP = """
+WITH budget AS (
+    SELECT least($2::int, coalesce(max(budget), 1)) AS n,
+           coalesce(bool_or(capped_until > now()), false) AS capped
+    FROM mx_budgets WHERE key = $1
+)
 SELECT s FROM (
-    SELECT s FROM generate_series(0, $2::int - 1) AS s
-    WHERE s <> ALL($3::int[])
-      AND s < (SELECT least($2::int, coalesce(max(budget), 1)) FROM mx_budgets WHERE key = $1)
-      AND (SELECT count(*) FROM pg_locks
-           WHERE locktype = 'advisory' AND objsubid = 2 AND granted
-             AND classid = hashtext('mxprobe:' || $1::text)::oid)
-          < (SELECT least($2::int, coalesce(max(budget), 1)) FROM mx_budgets WHERE key = $1)
+    SELECT s FROM generate_series(0, $2::int - 1) AS s, budget
+    WHERE s <> ALL($3::int[]) AND s < budget.n
+      AND CASE WHEN budget.capped THEN
+            (SELECT count(*) FROM pg_locks
+             WHERE locktype = 'advisory' AND objsubid = 2 AND granted
+               AND classid = hashtext('mxprobe:' || $1::text)::oid) < budget.n
+          ELSE true END
     OFFSET 0
 ) AS free
 WHERE pg_try_advisory_lock(hashtext('mxprobe:' || $1::text), s)
