@@ -138,4 +138,6 @@ class MxBudget(Base):
     capped_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When a process last could not get a slot: sessions idling in the group give theirs back.
     wanted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Unknown recipients a session may carry, learnt from a server that hung up after more.
+    max_errors: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

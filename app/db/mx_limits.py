@@ -11,7 +11,8 @@ A group's budget is learnt (see `app.engine.probes.limits`): one row per group i
 held by every process (in `pg_locks`). No row means one session; `grow` adds one, up to the
 limit; `refused` sets it to the sessions open when a 421 came, until `capped_until`. A
 refused `try_acquire` stamps `wanted_at`, which sessions idling in the group read (`wanted`)
-to give their slot back rather than sit on it.
+to give their slot back rather than sit on it. `max_errors`: the unknown recipients per
+session after which the group's servers hung up, less one, as learnt by any process.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ INSERT INTO mx_budgets AS b (key, budget, wanted_at, updated_at) VALUES ($1, 1, 
 ON CONFLICT (key) DO UPDATE SET wanted_at = now()
 """
 _WANTED = "SELECT key FROM mx_budgets WHERE wanted_at > now() - make_interval(secs => $1)"
+_LEARN_ERRORS = """
+INSERT INTO mx_budgets AS b (key, budget, max_errors, updated_at) VALUES ($1, 1, $2, now())
+ON CONFLICT (key) DO UPDATE
+SET max_errors = least(coalesce(b.max_errors, $2::int), $2::int), updated_at = now()
+"""
+_ERRORS = "SELECT max_errors FROM mx_budgets WHERE key = $1"
 _GIVE_BACK = "SELECT pg_advisory_unlock(hashtext('mxprobe:' || $1::text), $2::int)"
 _GLOBAL = "*"
 
@@ -127,6 +134,15 @@ class PostgresMxLimiter:
     async def grow(self, key: str) -> None:
         async with self._lock:
             await self._conn.execute(_GROW, key, self.limit(key))
+
+    async def error_limit(self, key: str) -> int | None:
+        async with self._lock:
+            limit = await self._conn.fetchval(_ERRORS, key)
+        return None if limit is None else int(limit)
+
+    async def learn_error_limit(self, key: str, limit: int) -> None:
+        async with self._lock:
+            await self._conn.execute(_LEARN_ERRORS, key, limit)
 
     async def wanted(self) -> set[str]:
         async with self._lock:

@@ -7,7 +7,8 @@ Create Date: 2026-11-30 18:00:00
 One row per MX group whose budget grew past one session or was set by a 421 at connect. The
 statement that takes a slot reads it (app/db/mx_limits.py); no row means one session.
 `wanted_at`: when a process last could not get a slot of the group, so that sessions idling in
-it give theirs back.
+it give theirs back. `max_errors`: unknown recipients a session may carry, as learnt from a
+server that hung up after more.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def upgrade() -> None:
         sa.Column("budget", sa.Integer(), nullable=False),
         sa.Column("capped_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("wanted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("max_errors", sa.Integer(), nullable=True),
         sa.Column(
             "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),

@@ -63,6 +63,15 @@ class MxLimiter(Protocol):
         seconds: a session idling in one of them should give its slot back."""
         ...
 
+    async def error_limit(self, key: str) -> int | None:
+        """Unknown recipients a session to group `key` may carry, as learnt (None: not)."""
+        ...
+
+    async def learn_error_limit(self, key: str, limit: int) -> None:
+        """Group `key` hung up on a session after too many unknown recipients: sessions carry
+        at most `limit` from now on (the lowest learnt wins)."""
+        ...
+
 
 WANTED_FOR = 1.0
 """Seconds a refused `try_acquire` marks its group as wanted."""
@@ -88,6 +97,7 @@ class LocalMxLimiter:
         self._budgets: dict[str, int] = {}
         self._capped_until: dict[str, float] = {}
         self._wanted_at: dict[str, float] = {}
+        self._error_limits: dict[str, int] = {}
         self._tokens = itertools.count()
 
     def limit(self, key: str) -> int:
@@ -104,6 +114,12 @@ class LocalMxLimiter:
             return None
         self._held[key] = held + 1
         return Lease(key, next(self._tokens))
+
+    async def error_limit(self, key: str) -> int | None:
+        return self._error_limits.get(key)
+
+    async def learn_error_limit(self, key: str, limit: int) -> None:
+        self._error_limits[key] = min(limit, self._error_limits.get(key, limit))
 
     async def wanted(self) -> set[str]:
         since = time.monotonic() - WANTED_FOR

@@ -317,6 +317,8 @@ class SessionPool:
     async def _connect(self, lane: _Lane, lease: Lease) -> Session | None:
         """A session on the lane's route, or None (its recipients told, or left waiting)."""
         try:
+            if (limit := await self._limiter.error_limit(lease.key)) is not None:
+                self._learn_error_limit(lease.key, limit)  # as another process learnt it
             session = await self._opener(lane.route)
         except errors.SmtpError as exc:
             busy = _says_busy(exc)
@@ -556,8 +558,11 @@ class SessionPool:
         state.over = error is not None or any(r.code == 421 for r in answered.values())
         if state.over and state.invalid:
             # Hung up on after `state.invalid` unknown recipients (Postfix's
-            # smtpd_hard_error_limit, say): carry no more than that per session from now on.
-            self._learn_error_limit(lane.route.limit_key, state.invalid)
+            # smtpd_hard_error_limit, say): from now on, one fewer per session, so that a
+            # session ends with its QUIT answered rather than with "too many errors".
+            limit = max(1, state.invalid - 1)
+            self._learn_error_limit(lane.route.limit_key, limit)
+            await self._limiter.learn_error_limit(lane.route.limit_key, limit)
         requeue: list[_Ask] = []
         for ask in flight:
             reply = answered.get(id(ask))

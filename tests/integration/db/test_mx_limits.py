@@ -157,3 +157,16 @@ async def test_a_421_sets_the_budget_to_the_sessions_open_for_the_cool_down(
     await asyncio.sleep(0.6)
     await worker.grow("mx.busy.test")
     assert len(await take_all(worker, "mx.busy.test")) == 1
+
+
+async def test_an_error_limit_learnt_by_one_process_holds_for_every_process(
+    limiter_factory: Factory,
+) -> None:
+    api, worker = await limiter_factory(), await limiter_factory()
+    assert await worker.error_limit("mx.strict.test") is None
+
+    await api.learn_error_limit("mx.strict.test", 2)
+    await worker.learn_error_limit("mx.strict.test", 4)  # the lowest learnt wins
+
+    assert await worker.error_limit("mx.strict.test") == 2
+    assert await api.error_limit("mx.other.test") is None
