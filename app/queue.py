@@ -12,16 +12,24 @@ therefore never exists without its tasks, nor tasks without their job.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, LiteralString, TypeVar
 
 import psycopg
 import psycopg_pool
 from procrastinate import App, PsycopgConnector
+from procrastinate.connector import Notify
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.outage import backoff, is_outage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NAMESPACE = "mxprobe"
 VERIFY_TASK = f"{NAMESPACE}:verify_address"
@@ -121,17 +129,22 @@ async def cancel_pending(session: AsyncSession, *, job_id: int) -> int:
     return int(result.scalar_one() or 0)
 
 
-def make_app(conninfo: str, *, pool_size: int = 10) -> App:
+def make_app(conninfo: str, *, pool_size: int = 10, ride_out_outages: float | None = None) -> App:
     """A procrastinate App on its own psycopg pool (`conninfo`: a plain libpq URL). Open it with
-    `async with app.open_async():`. Tasks are added by the worker, not here."""
-    connector = PsycopgConnector(
-        conninfo=conninfo,
-        min_size=1,
-        max_size=pool_size,
-        configure=_autocommit,
-        pool_factory=_Pool,
-    )
-    return App(connector=connector)
+    `async with app.open_async():`. Tasks are added by the worker, not here.
+
+    `ride_out_outages`: the longest pause (seconds) between tries of a query that found the
+    database unreachable, retried until it is back (see `_RidingOutOutages`); None: raise."""
+    pool: dict[str, Any] = {
+        "conninfo": conninfo,
+        "min_size": 1,
+        "max_size": pool_size,
+        "configure": _autocommit,
+        "pool_factory": _Pool,
+    }
+    if ride_out_outages is None:
+        return App(connector=PsycopgConnector(**pool))
+    return App(connector=_RidingOutOutages(max_delay=ride_out_outages, **pool))
 
 
 async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
@@ -162,3 +175,81 @@ class _Pool(psycopg_pool.AsyncConnectionPool):
     async def _check_if_idle(self, connection: psycopg.AsyncConnection[Any]) -> None:
         if time.monotonic() - self._returned.get(connection, 0.0) >= self.CHECK_AFTER:
             await self.check_connection(connection)
+
+
+class _RidingOutOutages(PsycopgConnector):
+    """procrastinate's connector, waiting out a database outage instead of raising.
+
+    procrastinate 3.10's worker ends when a fetch, a heartbeat or its listener raises (a
+    restart of PostgreSQL does exactly that), and abandons the tasks it runs. Here every query
+    that failed because the server was unreachable (`is_outage`) is tried again, with a capped,
+    jittered back-off, until it succeeds; meanwhile running tasks go on. The pool is checked
+    first (its idle connections all died with the server), and psycopg_pool reconnects.
+
+    A statement whose reply was lost after it committed is not told apart: a fetch run twice
+    may leave one job `doing` until a retry of stalled jobs; the task bodies are idempotent."""
+
+    def __init__(self, *, max_delay: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._max_delay = max_delay
+        self._down_since: float | None = None
+
+    async def _ride_out(self, query: Callable[[], Awaitable[T]]) -> T:
+        attempt = 0
+        while True:
+            try:
+                result = await query()
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                await self._wait(exc, attempt)
+                attempt += 1
+            else:
+                if self._down_since is not None:
+                    log.warning("database back after %.1f s", time.monotonic() - self._down_since)
+                    self._down_since = None
+                return result
+
+    async def _wait(self, exc: BaseException, attempt: int) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("database unavailable (%s); retrying until it is back", exc.__cause__)
+        if attempt == 0 and self._async_pool is not None:
+            await self._async_pool.check()  # drop the idle connections that died with it
+        await asyncio.sleep(backoff(attempt, cap=self._max_delay))
+
+    async def execute_query_async(self, query: LiteralString, **arguments: Any) -> None:
+        await self._ride_out(
+            lambda: super(_RidingOutOutages, self).execute_query_async(query, **arguments)
+        )
+
+    async def execute_query_one_async(
+        self, query: LiteralString, **arguments: Any
+    ) -> dict[str, Any]:
+        return await self._ride_out(
+            lambda: super(_RidingOutOutages, self).execute_query_one_async(query, **arguments)
+        )
+
+    async def execute_query_all_async(
+        self, query: LiteralString, **arguments: Any
+    ) -> list[dict[str, Any]]:
+        return await self._ride_out(
+            lambda: super(_RidingOutOutages, self).execute_query_all_async(query, **arguments)
+        )
+
+    async def listen_notify(self, on_notification: Notify, channels: Iterable[str]) -> None:
+        """procrastinate's listener reconnects after a lost connection, but raises when the
+        reconnection fails: here it is restarted, after a pause, until it connects."""
+        channels = list(channels)
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                await super().listen_notify(on_notification, channels)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                if time.monotonic() - started > self._max_delay:
+                    attempt = 0  # it was listening: a new outage
+                await self._wait(exc, attempt)
+                attempt += 1

@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     worker_stalled_timeout: float = Field(default=30.0, gt=0)
     worker_poll_interval: float = Field(default=0.5, gt=0)
     worker_shutdown_timeout: float = Field(default=30.0, ge=0)
+    # While PostgreSQL is unreachable, workers retry with a doubling, jittered pause up to this.
+    database_retry_max_delay: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _stalled_after_heartbeats(self) -> Settings:

@@ -3,17 +3,25 @@
 A task hands its result to the writer and waits until the batch holding it is committed, so a
 task still only ends (and procrastinate only marks its job done) once its result is durable;
 but fifty tasks finishing together cost one round trip and one transaction, not fifty.
+
+While the database is unreachable (a restart, an outage), a batch is tried again, with a
+capped, jittered back-off, until it is stored: the tasks wait with their results rather than
+lose them. Storing is idempotent, so a batch whose commit was lost is harmlessly written again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import results
 from app.db.session import session_scope
+from app.outage import backoff, is_outage
+
+log = logging.getLogger(__name__)
 
 
 class ResultWriter:
@@ -23,10 +31,12 @@ class ResultWriter:
         *,
         max_batch: int = 500,
         linger: float = 0.005,
+        outage_max_delay: float = 5.0,
     ) -> None:
         self._sessions = sessions
         self._max_batch = max_batch
         self._linger = linger
+        self._outage_max_delay = outage_max_delay
         self._pending: list[tuple[results.NewResult, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -47,8 +57,7 @@ class ResultWriter:
                 self._pending[self._max_batch :],
             )
             try:
-                async with session_scope(self._sessions) as session:
-                    await results.record_many(session, [row for row, _ in batch])
+                await self._store([row for row, _ in batch])
             except Exception as exc:
                 for _, done in batch:
                     if not done.done():
@@ -58,6 +67,24 @@ class ResultWriter:
                 for _, done in batch:
                     if not done.done():
                         done.set_result(None)
+
+    async def _store(self, rows: list[results.NewResult]) -> None:
+        attempt = 0
+        while True:
+            try:
+                async with session_scope(self._sessions) as session:
+                    await results.record_many(session, rows)
+                    return
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                if attempt == 0:
+                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    log.warning(
+                        "database unavailable; %d results wait for it (%s)", len(rows), reason
+                    )
+                await asyncio.sleep(backoff(attempt, cap=self._outage_max_delay))
+                attempt += 1
 
     async def close(self) -> None:
         if self._flusher is not None:

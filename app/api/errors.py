@@ -10,6 +10,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import bulk
+from app.outage import is_outage
+
+DATABASE_UNAVAILABLE = "database unavailable"
+RETRY_AFTER = "5"
+"""Seconds a client is told to wait (`Retry-After`) while the database is unreachable."""
 
 
 class ApiError(Exception):
@@ -34,6 +39,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {
         "description": "Invalid body",
         "content": {"application/json": {"example": {"error": "..."}}},
+    },
+    503: {
+        "description": "The database is unreachable for now (a restart): try again",
+        "content": {"application/json": {"example": {"error": DATABASE_UNAVAILABLE}}},
     },
 }
 
@@ -82,7 +91,13 @@ def install(app: FastAPI) -> None:
             {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
         )
 
-    async def on_unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        if is_outage(exc):  # PostgreSQL restarting or down: not our bug, and it passes
+            return JSONResponse(
+                {"error": DATABASE_UNAVAILABLE},
+                status_code=503,
+                headers={"Retry-After": RETRY_AFTER},
+            )
         return JSONResponse({"error": "internal server error"}, status_code=500)
 
     app.add_exception_handler(bulk.BulkError, on_bulk_error)

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from app.api.errors import DATABASE_UNAVAILABLE, RETRY_AFTER
+
 router = APIRouter()
 
 
@@ -14,6 +16,10 @@ async def healthz(request: Request) -> JSONResponse:
     try:
         async with request.app.state.db_engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure means "not healthy", said plainly
-        return JSONResponse({"status": "unhealthy", "error": str(exc)}, status_code=503)
+    except Exception:  # any failure means "not healthy", said plainly (no driver's text)
+        return JSONResponse(
+            {"status": "unhealthy", "error": DATABASE_UNAVAILABLE},
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER},
+        )
     return JSONResponse({"status": "ok"})

@@ -11,12 +11,12 @@ groups lock them in the same order and cannot deadlock.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 
 import asyncpg  # type: ignore[import-untyped]
 
 from app.engine.rules.adapt import HALF_LIFE, MxStats
+from app.outage import OwnConnection
 
 READ_WINDOW = 4 * HALF_LIFE
 """Rows older than this (weighing 1/16 or less) are not read: they would change no timeout."""
@@ -63,23 +63,20 @@ FROM (
 """
 
 
-class PostgresBehaviourStore:
-    """`BehaviourStore` on table `mx_behaviour`, on one connection of its own."""
-
-    def __init__(self, connection: asyncpg.Connection) -> None:
-        self._conn = connection
-        self._lock = asyncio.Lock()  # one connection: one statement at a time
+class PostgresBehaviourStore(OwnConnection):
+    """`BehaviourStore` on table `mx_behaviour`, on one connection of its own (opened again
+    after an outage: a sync that failed is tried again at the next interval)."""
 
     @classmethod
     async def connect(cls, dsn: str) -> PostgresBehaviourStore:
-        return cls(await asyncpg.connect(dsn))
+        return cls(await asyncpg.connect(dsn), dsn=dsn)
 
     async def exchange(self, deltas: Mapping[str, MxStats]) -> dict[str, MxStats]:
         keys = sorted(deltas)
         rows = [deltas[key] for key in keys]
-        async with self._lock:
+        async with self._own() as conn:
             if keys:
-                await self._conn.execute(
+                await conn.execute(
                     _EXCHANGE,
                     keys,
                     [r.replies for r in rows],
@@ -89,7 +86,7 @@ class PostgresBehaviourStore:
                     [r.tarpits for r in rows],
                     HALF_LIFE,
                 )
-            recent = await self._conn.fetch(_READ, HALF_LIFE, READ_WINDOW)
+            recent = await conn.fetch(_READ, HALF_LIFE, READ_WINDOW)
         return {
             row["key"]: MxStats(
                 replies=row["replies"],
@@ -100,6 +97,3 @@ class PostgresBehaviourStore:
             )
             for row in recent
         }
-
-    async def close(self) -> None:
-        await self._conn.close()

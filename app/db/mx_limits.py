@@ -17,13 +17,16 @@ session after which the group's servers hung up, less one, as learnt by any proc
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import time
 from collections.abc import Mapping
 
 import asyncpg  # type: ignore[import-untyped]
 
 from app.engine.probes.limits import WANTED_FOR, Lease
+from app.outage import OwnConnection, is_outage
+
+log = logging.getLogger(__name__)
 
 # The slots we hold are filtered out in a fenced subquery (OFFSET 0) so that PostgreSQL cannot
 # evaluate pg_try_advisory_lock on them first: advisory locks stack within a session, and a
@@ -86,10 +89,21 @@ SET max_errors = least(coalesce(b.max_errors, $2::int), $2::int), updated_at = n
 _ERRORS = "SELECT max_errors FROM mx_budgets WHERE key = $1"
 _GIVE_BACK = "SELECT pg_advisory_unlock(hashtext('mxprobe:' || $1::text), $2::int)"
 _GLOBAL = "*"
+# After a reconnection: the slot a lease still in use held on the lost session.
+_RETAKE = "SELECT pg_try_advisory_lock(hashtext('mxprobe:' || $1::text), $2::int)"
 
 
-class PostgresMxLimiter:
-    """`MxLimiter` whose budgets hold across all worker processes and hosts."""
+class PostgresMxLimiter(OwnConnection):
+    """`MxLimiter` whose budgets hold across all worker processes and hosts.
+
+    When the database restarts, the session and every lock it held are gone. On reconnecting
+    (at once, see `OwnConnection`), the limiter takes again the slots of the leases still in
+    use (SMTP sessions go on through an outage), and takes no new slot for `REOPEN_GRACE`
+    seconds, while the other processes take back theirs. A slot somebody else holds by then is
+    dropped, with a warning. A lease of the lost session gives nothing back, and a release
+    during an outage is not an error."""
+
+    REOPEN_GRACE = 3.0
 
     def __init__(
         self,
@@ -98,88 +112,122 @@ class PostgresMxLimiter:
         per_mx: int,
         total: int,
         overrides: Mapping[str, int] | None = None,
+        dsn: str | None = None,
     ) -> None:
-        self._conn = connection
+        super().__init__(connection, dsn=dsn)
         self._per_mx = per_mx
         self._total = total
         self._overrides = dict(overrides or {})
-        self._lock = asyncio.Lock()  # one connection: one statement at a time
         # Advisory locks are re-entrant within a session, so skip the slots we hold already.
         self._held: dict[str, set[int]] = {}
+        self._leases: dict[int, Lease] = {}  # id → lease: those the current session holds
         self._marked: dict[str, float] = {}  # when we last marked a group wanted
+        self._grace_until = 0.0  # no new slot before (after a reconnection)
 
     @classmethod
     async def connect(
         cls, dsn: str, *, per_mx: int, total: int, overrides: Mapping[str, int] | None = None
     ) -> PostgresMxLimiter:
         connection = await asyncpg.connect(dsn)
-        return cls(connection, per_mx=per_mx, total=total, overrides=overrides)
+        return cls(connection, per_mx=per_mx, total=total, overrides=overrides, dsn=dsn)
 
     def limit(self, key: str) -> int:
         return self._overrides.get(key, self._per_mx)
 
+    async def _reconnected(self, connection: asyncpg.Connection) -> None:
+        self._grace_until = time.monotonic() + self.REOPEN_GRACE
+        self._held = {}
+        for ident, lease in list(self._leases.items()):
+            slot, overall = divmod(lease.token, 1_000_000)
+            locks = ((lease.key, slot), (_GLOBAL, overall))
+            taken = [(k, s) for k, s in locks if await connection.fetchval(_RETAKE, k, s)]
+            for key, held in taken:
+                self._held.setdefault(key, set()).add(held)
+            if len(taken) < len(locks):
+                log.warning("slot %s of %s was taken elsewhere during an outage", slot, lease.key)
+                for key, held in taken:
+                    await self._give_back(connection, key, held)
+                del self._leases[ident]
+
     async def try_acquire(self, key: str, *, waiting: bool = True) -> Lease | None:
-        async with self._lock:
-            overall = await self._take(_GLOBAL, self._total)
+        async with self._own() as conn:
+            if time.monotonic() < self._grace_until:
+                return None  # the other processes are still taking back their slots
+            overall = await self._take(conn, _GLOBAL, self._total)
             if overall is None:
                 return None
-            slot = await self._take(key, self.limit(key), _TAKE_GROUP)
+            slot = await self._take(conn, key, self.limit(key), _TAKE_GROUP)
             if slot is None:
-                await self._give_back(_GLOBAL, overall)
+                await self._give_back(conn, _GLOBAL, overall)
                 if waiting:
-                    await self._mark_wanted(key)
+                    await self._mark_wanted(conn, key)
                 return None
-            return Lease(key, slot * 1_000_000 + overall)
+            lease = Lease(key, slot * 1_000_000 + overall)
+            self._leases[id(lease)] = lease
+            return lease
 
     async def grow(self, key: str) -> None:
-        async with self._lock:
-            await self._conn.execute(_GROW, key, self.limit(key))
+        async with self._own() as conn:
+            await conn.execute(_GROW, key, self.limit(key))
 
     async def error_limit(self, key: str) -> int | None:
-        async with self._lock:
-            limit = await self._conn.fetchval(_ERRORS, key)
+        async with self._own() as conn:
+            limit = await conn.fetchval(_ERRORS, key)
         return None if limit is None else int(limit)
 
     async def learn_error_limit(self, key: str, limit: int) -> None:
-        async with self._lock:
-            await self._conn.execute(_LEARN_ERRORS, key, limit)
+        async with self._own() as conn:
+            await conn.execute(_LEARN_ERRORS, key, limit)
 
     async def wanted(self) -> set[str]:
-        async with self._lock:
-            return {row["key"] for row in await self._conn.fetch(_WANTED, WANTED_FOR)}
+        """(Nobody, while the database is unreachable.)"""
+        try:
+            async with self._own() as conn:
+                return {row["key"] for row in await conn.fetch(_WANTED, WANTED_FOR)}
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            return set()
 
-    async def _mark_wanted(self, key: str) -> None:
+    async def _mark_wanted(self, conn: asyncpg.Connection, key: str) -> None:
         """At most twice per `WANTED_FOR`, however often we poll for a slot."""
         now = time.monotonic()
         if now - self._marked.get(key, 0.0) >= WANTED_FOR / 2:
             self._marked[key] = now
             if len(self._marked) > 4096:
                 self._marked = {k: t for k, t in self._marked.items() if now - t < WANTED_FOR}
-            await self._conn.execute(_WANT, key)
+            await conn.execute(_WANT, key)
 
     async def refused(self, key: str, *, seconds: float) -> None:
-        async with self._lock:
-            await self._conn.execute(_REFUSED, key, float(seconds))
+        async with self._own() as conn:
+            await conn.execute(_REFUSED, key, float(seconds))
 
-    async def _take(self, key: str, limit: int, statement: str = _TAKE) -> int | None:
+    async def _take(
+        self, conn: asyncpg.Connection, key: str, limit: int, statement: str = _TAKE
+    ) -> int | None:
         held = self._held.setdefault(key, set())
-        slot = await self._conn.fetchval(statement, key, limit, list(held))
+        slot = await conn.fetchval(statement, key, limit, list(held))
         if slot is None:
             return None
         held.add(int(slot))
         return int(slot)
 
-    async def _give_back(self, key: str, slot: int) -> None:
+    async def _give_back(self, conn: asyncpg.Connection, key: str, slot: int) -> None:
         self._held.get(key, set()).discard(slot)
-        if not self._conn.is_closed():
-            await self._conn.fetchval(_GIVE_BACK, key, slot)
+        if not conn.is_closed():
+            await conn.fetchval(_GIVE_BACK, key, slot)
 
     async def release(self, lease: Lease) -> None:
+        """(On a lost connection the server has already dropped every lock it held.)"""
+        if self._leases.get(id(lease)) is not lease:
+            return  # a lease of a lost session
         slot, overall = divmod(lease.token, 1_000_000)
-        async with self._lock:
-            # (On a closed connection the server has already dropped every lock it held.)
-            await self._give_back(lease.key, slot)
-            await self._give_back(_GLOBAL, overall)
-
-    async def close(self) -> None:
-        await self._conn.close()
+        try:
+            async with self._own() as conn:
+                if self._leases.pop(id(lease), None) is lease:
+                    await self._give_back(conn, lease.key, slot)
+                    await self._give_back(conn, _GLOBAL, overall)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self._leases.pop(id(lease), None)

@@ -10,12 +10,12 @@ clean up. Groups without a rate never reach the database.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 
 import asyncpg  # type: ignore[import-untyped]
 
 from app.engine.rules.rates import Rate, Rates
+from app.outage import OwnConnection
 
 # $2 is the span booked (count x interval, in seconds). The clock is read once, in `now`, so
 # the delay returned is exactly the booked send time minus that moment. A reservation that
@@ -33,8 +33,9 @@ SELECT extract(epoch FROM booked.next_at - now.t)::float8 - $2::float8 FROM book
 """
 
 
-class PostgresRateLimiter:
-    """`RateLimiter` whose schedules hold across all worker processes and hosts."""
+class PostgresRateLimiter(OwnConnection):
+    """`RateLimiter` whose schedules hold across all worker processes and hosts (its
+    connection is opened again after an outage)."""
 
     def __init__(
         self,
@@ -42,25 +43,22 @@ class PostgresRateLimiter:
         *,
         default: Rate | None = None,
         overrides: Mapping[str, Rate] | None = None,
+        dsn: str | None = None,
     ) -> None:
-        self._conn = connection
+        super().__init__(connection, dsn=dsn)
         self._rates = Rates(default, dict(overrides or {}))
-        self._lock = asyncio.Lock()  # one connection: one statement at a time
 
     @classmethod
     async def connect(
         cls, dsn: str, *, default: Rate | None = None, overrides: Mapping[str, Rate] | None = None
     ) -> PostgresRateLimiter:
         connection = await asyncpg.connect(dsn)
-        return cls(connection, default=default, overrides=overrides)
+        return cls(connection, default=default, overrides=overrides, dsn=dsn)
 
     async def reserve(self, key: str, count: int = 1) -> float:
         span = self._rates.span(key, count)
         if not span:
             return 0.0
-        async with self._lock:
-            delay = await self._conn.fetchval(_RESERVE, key, span)
+        async with self._own() as conn:
+            delay = await conn.fetchval(_RESERVE, key, span)
         return max(float(delay), 0.0)
-
-    async def close(self) -> None:
-        await self._conn.close()

@@ -1,0 +1,234 @@
+"""PostgreSQL restarting (or crashing) under a running job ends nothing: the workers wait for
+it and go on, the API answers 503 meanwhile, and every address gets exactly one result, in
+order, with the per-MX limits held throughout. The server is the test's own
+(`restartable_postgres`), never the session's shared one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from app.simulator import Behaviour, World
+from tests.conftest import world_env
+from tests.fixtures.bulk import check_counts, fast_bulk_env
+from tests.fixtures.restartable_postgres import RestartablePostgres, restartable_postgres
+from tests.fixtures.services import Service, service_env, start_api, start_worker
+
+__all__ = ["restartable_postgres"]  # the fixture, for this module's tests
+
+MX_HOSTS = 3
+LIMIT = 2
+DOMAINS = 12
+PER_DOMAIN = 40
+INVALID_EVERY = 5  # every 5th address does not exist
+EMAILS = [f"u{i}@d{d}.crowd.test" for i in range(PER_DOMAIN) for d in range(DOMAINS)]
+EXPECTED = [
+    "invalid" if i % INVALID_EVERY == 0 else "safe"
+    for i in range(PER_DOMAIN)
+    for _ in range(DOMAINS)
+]
+
+
+@pytest.fixture
+def crowded_world() -> Iterator[World]:
+    """A few slow-ish MX hosts, each refusing a 3rd simultaneous connection with 421."""
+    world = World()
+    for m in range(MX_HOSTS):
+        world.add_mx(
+            f"mx{m}.crowd.test",
+            ip=f"127.0.3.{m + 1}",
+            behaviour=Behaviour(max_connections=LIMIT, latency=0.03, max_invalid_rcpts=50),
+        )
+    for d in range(DOMAINS):
+        world.add_domain(
+            f"d{d}.crowd.test",
+            mx=[(10, f"mx{d % MX_HOSTS}.crowd.test")],
+            mailboxes=[f"u{i}" for i in range(PER_DOMAIN) if i % INVALID_EVERY],
+        )
+    with world:
+        yield world
+        assert world.total_data_commands() == 0
+
+
+@pytest.fixture
+def env(crowded_world: World, restartable_postgres: RestartablePostgres) -> dict[str, str]:
+    return service_env(
+        restartable_postgres.url,
+        {
+            **world_env(crowded_world),
+            **fast_bulk_env(),
+            "MXPROBE_MX_CONCURRENCY": str(LIMIT),
+            "MXPROBE_DATABASE_RETRY_MAX_DELAY": "1",
+        },
+    )
+
+
+def stored(url: str, job_id: int) -> int:
+    """Results stored so far (asked of the server directly; 0 while it is down)."""
+    try:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM bulk_results WHERE job_id = %s", (job_id,)
+            ).fetchone()
+    except psycopg.OperationalError:
+        return 0
+    assert row is not None
+    return int(row[0])
+
+
+def wait_for(condition: Callable[[], bool], *, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+class Run:
+    """The API, two workers and one bulk job of EMAILS, on the test's own server."""
+
+    def __init__(self, env: dict[str, str], logs: Path, server: RestartablePostgres) -> None:
+        self.server = server
+        self.api, self.url = start_api(env=env, logs=logs)
+        self.workers: list[Service] = []
+        created = httpx.post(
+            f"{self.url}/v0/bulk", json={"input_type": "array", "input": EMAILS}, timeout=30
+        )
+        assert created.status_code == 200, created.text
+        self.job_id: int = created.json()["job_id"]
+        self.unavailable = 0  # status polls answered 503
+
+    def start_workers(self, env: dict[str, str], logs: Path) -> None:
+        self.workers += [start_worker(f"w{n}", env=env, logs=logs, concurrency=10) for n in (0, 1)]
+
+    def progress_past(self, count: int) -> None:
+        wait_for(
+            lambda: stored(self.server.url, self.job_id) >= count,
+            within=60,
+            what=f"{count} results\n{self.logs()}",
+        )
+
+    def status(self) -> dict[str, Any] | None:
+        """The job's status, or None while the API says the database is unavailable."""
+        response = httpx.get(f"{self.url}/v0/bulk/{self.job_id}", timeout=10)
+        if response.status_code == 503:
+            assert response.json() == {"error": "database unavailable"}
+            self.unavailable += 1
+            return None
+        assert response.status_code == 200, response.text
+        status: dict[str, Any] = response.json()
+        check_counts(status)
+        return status
+
+    def complete(self) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + 120
+        while (status := self.status()) is None or status["job_status"] != "complete":
+            assert time.monotonic() < deadline, f"job not complete: {status}\n{self.logs()}"
+            for worker in self.workers:
+                assert worker.process.poll() is None, f"{worker.name} exited:\n{worker.output()}"
+            time.sleep(0.2)
+        assert status["total_processed"] == len(EMAILS)
+        results: list[dict[str, Any]] = httpx.get(
+            f"{self.url}/v0/bulk/{self.job_id}/download", timeout=30
+        ).json()["results"]
+        return results
+
+    def assert_workers_alive(self) -> None:
+        """Still running, and never stopped by procrastinate (a failed side task: heartbeat,
+        listener, periodic deferrer)."""
+        for worker in self.workers:
+            assert worker.process.poll() is None, f"{worker.name} exited:\n{worker.output()}"
+            assert "stopping worker" not in worker.output(), worker.output()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {w.name}\n{w.output()[-3000:]}" for w in self.workers)
+
+    def stop(self) -> list[int]:
+        codes = [worker.stop() for worker in self.workers]
+        self.api.stop()
+        return codes
+
+
+@pytest.fixture
+def run(
+    env: dict[str, str], tmp_path: Path, restartable_postgres: RestartablePostgres
+) -> Iterator[Run]:
+    job = Run(env, tmp_path, restartable_postgres)
+    try:
+        yield job
+    finally:
+        job.stop()
+
+
+def assert_exactly_once(run: Run, results: list[dict[str, Any]], world: World) -> None:
+    run.assert_workers_alive()
+    assert [r["input"] for r in results] == EMAILS
+    assert [r["is_reachable"] for r in results] == EXPECTED
+    with psycopg.connect(run.server.url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT position) FROM bulk_results WHERE job_id = %s",
+            (run.job_id,),
+        ).fetchone()
+        left = conn.execute(
+            "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'mxprobe:verify_address'"
+        ).fetchone()
+    assert row == (len(EMAILS), len(EMAILS))
+    assert left == (0,)
+    recorders = world.recorders
+    assert max(r.peak_connections for r in recorders.values()) <= LIMIT
+    assert sum(r.refused_421 for r in recorders.values()) == 0
+
+
+def test_workers_ride_out_two_restarts_under_a_running_job(
+    run: Run, env: dict[str, str], tmp_path: Path, crowded_world: World
+) -> None:
+    run.start_workers(env, tmp_path)
+    run.progress_past(len(EMAILS) // 5)
+    run.server.restart("fast")
+    run.progress_past(len(EMAILS) // 2)  # resumed after the first
+    run.server.restart("fast")
+
+    results = run.complete()
+
+    assert_exactly_once(run, results, crowded_world)
+    assert all("database unavailable" in w.output() for w in run.workers), run.logs()
+    assert run.stop() == [0, 0], run.logs()
+
+
+def test_a_worker_started_while_the_database_is_down_waits_for_it(
+    run: Run, env: dict[str, str], tmp_path: Path, crowded_world: World
+) -> None:
+    run.server.stop("fast")
+    run.start_workers(env, tmp_path)
+    wait_for(
+        lambda: all("database unavailable" in w.output() for w in run.workers),
+        within=30,
+        what=f"the workers to find the database down\n{run.logs()}",
+    )
+    assert all(w.process.poll() is None for w in run.workers), run.logs()
+    run.server.start()
+
+    results = run.complete()
+
+    assert_exactly_once(run, results, crowded_world)
+    assert run.stop() == [0, 0], run.logs()
+
+
+def test_a_crash_of_postgresql_mid_job_loses_nothing(
+    run: Run, env: dict[str, str], tmp_path: Path, crowded_world: World
+) -> None:
+    run.start_workers(env, tmp_path)
+    run.progress_past(len(EMAILS) // 4)
+    run.server.kill()  # SIGKILL to every PostgreSQL process
+    time.sleep(1.0)  # down a while: the workers find it gone
+    run.server.start()  # crash recovery from the WAL
+
+    results = run.complete()
+
+    assert_exactly_once(run, results, crowded_world)
+    assert run.stop() == [0, 0], run.logs()
