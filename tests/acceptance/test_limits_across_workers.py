@@ -13,6 +13,7 @@ import pytest
 from app.simulator import Behaviour, World
 from tests.conftest import world_env
 from tests.fixtures.bulk import check_counts, fast_bulk_env
+from tests.fixtures.bulk import crowded_world as build_crowded_world
 from tests.fixtures.services import service_env, start_api, start_worker
 
 MX_HOSTS = 3
@@ -25,19 +26,15 @@ INVALID_EVERY = 5  # every 5th address does not exist
 @pytest.fixture
 def crowded_world() -> Iterator[World]:
     """A few MX hosts, each refusing a 3rd simultaneous connection with 421."""
-    world = World()
-    for m in range(MX_HOSTS):
-        world.add_mx(
-            f"mx{m}.crowd.test",
-            ip=f"127.0.3.{m + 1}",
-            behaviour=Behaviour(max_connections=LIMIT, latency=0.02, max_invalid_rcpts=10),
-        )
-    for d in range(DOMAINS):
-        world.add_domain(
-            f"d{d}.crowd.test",
-            mx=[(10, f"mx{d % MX_HOSTS}.crowd.test")],
-            mailboxes=[f"u{i}" for i in range(PER_DOMAIN) if i % INVALID_EVERY],
-        )
+    world = build_crowded_world(
+        mx_hosts=MX_HOSTS,
+        limit=LIMIT,
+        domains=DOMAINS,
+        per_domain=PER_DOMAIN,
+        invalid_every=INVALID_EVERY,
+        latency=0.02,
+        max_invalid_rcpts=10,
+    )
     with world:
         yield world
         assert world.total_data_commands() == 0
