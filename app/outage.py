@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 import psycopg
@@ -16,6 +17,7 @@ from sqlalchemy import exc as sa_exc
 FIRST_DELAY = 0.1
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def is_outage(exc: BaseException | None) -> bool:
@@ -48,6 +50,28 @@ def backoff(attempt: int, *, cap: float) -> float:
     at `cap`, with full jitter on the upper half so processes do not come back in step."""
     ceiling = min(cap, FIRST_DELAY * 2 ** min(attempt, 30))
     return random.uniform(ceiling / 2, ceiling)
+
+
+async def until_back(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    cap: float,
+    noticed: Callable[[BaseException, int], Awaitable[None]] | None = None,
+) -> T:
+    """`operation()`, tried again after a `backoff` pause for as long as it fails because the
+    database is unreachable (any other error is raised); `noticed(exc, attempt)` is awaited
+    before each pause."""
+    attempt = 0
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            if noticed is not None:
+                await noticed(exc, attempt)
+            await asyncio.sleep(backoff(attempt, cap=cap))
+            attempt += 1
 
 
 RECONNECT_MAX_DELAY = 1.0

@@ -26,7 +26,7 @@ from procrastinate.connector import Notify
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.outage import backoff, is_outage
+from app.outage import backoff, is_outage, until_back
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -195,27 +195,21 @@ class _RidingOutOutages(PsycopgConnector):
         self._down_since: float | None = None
 
     async def _ride_out(self, query: Callable[[], Awaitable[T]]) -> T:
-        attempt = 0
-        while True:
-            try:
-                result = await query()
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                await self._wait(exc, attempt)
-                attempt += 1
-            else:
-                if self._down_since is not None:
-                    log.warning("database back after %.1f s", time.monotonic() - self._down_since)
-                    self._down_since = None
-                return result
+        result = await until_back(query, cap=self._max_delay, noticed=self._noticed)
+        if self._down_since is not None:
+            log.warning("database back after %.1f s", time.monotonic() - self._down_since)
+            self._down_since = None
+        return result
 
-    async def _wait(self, exc: BaseException, attempt: int) -> None:
+    async def _noticed(self, exc: BaseException, attempt: int) -> None:
         if self._down_since is None:
             self._down_since = time.monotonic()
             log.warning("database unavailable (%s); retrying until it is back", exc.__cause__)
         if attempt == 0 and self._async_pool is not None:
             await self._async_pool.check()  # drop the idle connections that died with it
+
+    async def _wait(self, exc: BaseException, attempt: int) -> None:
+        await self._noticed(exc, attempt)
         await asyncio.sleep(backoff(attempt, cap=self._max_delay))
 
     async def execute_query_async(self, query: LiteralString, **arguments: Any) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import results
 from app.db.session import session_scope
-from app.outage import backoff, is_outage
+from app.outage import until_back
 
 log = logging.getLogger(__name__)
 
@@ -69,22 +69,16 @@ class ResultWriter:
                         done.set_result(None)
 
     async def _store(self, rows: list[results.NewResult]) -> None:
-        attempt = 0
-        while True:
-            try:
-                async with session_scope(self._sessions) as session:
-                    await results.record_many(session, rows)
-                    return
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                if attempt == 0:
-                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    log.warning(
-                        "database unavailable; %d results wait for it (%s)", len(rows), reason
-                    )
-                await asyncio.sleep(backoff(attempt, cap=self._outage_max_delay))
-                attempt += 1
+        async def record() -> None:
+            async with session_scope(self._sessions) as session:
+                await results.record_many(session, rows)
+
+        async def noticed(exc: BaseException, attempt: int) -> None:
+            if attempt == 0:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                log.warning("database unavailable; %d results wait for it (%s)", len(rows), reason)
+
+        await until_back(record, cap=self._outage_max_delay, noticed=noticed)
 
     async def close(self) -> None:
         if self._flusher is not None:
