@@ -7,6 +7,7 @@ request handler that starts them (the response is streamed after the handler ret
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from enum import StrEnum
 from typing import Any, TypeAlias
@@ -14,23 +15,29 @@ from typing import Any, TypeAlias
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import queue
-from app.db import jobs, results
-from app.db.jobs import JobOptions, JobProgress
+from app.db import jobs, proxy_credentials, results
+from app.db.jobs import JobOptions, JobProgress, JobRef, NewJob
 
 SessionFactory: TypeAlias = async_sessionmaker[AsyncSession]
 
 __all__ = [
+    "JOB_REF_PATTERN",
+    "MAX_JOB_ID",
+    "BadJobRef",
     "BulkError",
     "EmptyInput",
     "JobNotFinished",
     "JobNotFound",
     "JobOptions",
     "JobProgress",
+    "JobRef",
     "JobStatus",
+    "NewJob",
     "SessionFactory",
     "TooManyEmails",
     "cancel",
     "downloadable",
+    "job_ref",
     "job_status",
     "status",
     "stream_json",
@@ -44,8 +51,17 @@ class BulkError(Exception):
 
 
 class JobNotFound(BulkError):
-    def __init__(self, job_id: int) -> None:
-        super().__init__(f"job {job_id} not found")
+    def __init__(self, job: JobRef) -> None:
+        super().__init__(f"job {job} not found")
+
+
+class BadJobRef(BulkError):
+    def __init__(self) -> None:
+        super().__init__(
+            f"a job is named by its job_id, digits 1 to {MAX_JOB_ID} without sign or leading "
+            f"zero, or by its job_token, the {jobs.TOKEN_LENGTH} characters of A-Z, a-z, 0-9, "
+            '"-" and "_" that POST /v0/bulk returned'
+        )
 
 
 class JobNotFinished(BulkError):
@@ -67,6 +83,51 @@ class TooManyEmails(BulkError):
         self.limit = limit
 
 
+MAX_JOB_ID = 2**63 - 1
+"""The largest PostgreSQL bigint."""
+
+
+def _numbers_up_to(limit: int) -> str:
+    """A regular expression for the decimal numbers 1 to `limit`: no sign, no leading zero.
+
+    Shorter numbers are all below `limit`; one as long is below it when it matches its first
+    digits and then has a smaller digit (one alternative per place), or is `limit` itself.
+    """
+    digits = str(limit)
+    alternatives = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
+    for place, digit in enumerate(digits):
+        lowest = 1 if place == 0 else 0
+        if int(digit) > lowest:
+            rest = len(digits) - place - 1
+            tail = f"[0-9]{{{rest}}}" if rest else ""
+            alternatives.append(f"{digits[:place]}[{lowest}-{int(digit) - 1}]{tail}")
+    alternatives.append(digits)
+    return "|".join(alternatives)
+
+
+JOB_REF_PATTERN = f"^(?:{_numbers_up_to(MAX_JOB_ID)}|[A-Za-z0-9_-]{{{jobs.TOKEN_LENGTH}}})$"
+"""What may name a job in a path: its id (1 to 2**63-1) or its token. JSON Schema (ECMA) and
+Python read it alike; it is published in the OpenAPI document as the parameter's pattern."""
+
+_JOB_REF = re.compile(JOB_REF_PATTERN)
+
+
+def job_ref(text: str, *, require_token: bool) -> JobRef:
+    """The job a path segment names: its id (int) or its token (str).
+
+    Anything else is `BadJobRef` (400), whatever the settings. With `require_token`, an id is
+    answered exactly as an unknown job is (404, same message), so it tells nothing.
+    """
+    # fullmatch: `$` alone would let a trailing newline through.
+    if _JOB_REF.fullmatch(text) is None:
+        raise BadJobRef
+    if len(text) == jobs.TOKEN_LENGTH:
+        return text
+    if require_token:
+        raise JobNotFound(text)
+    return int(text)
+
+
 class JobStatus(StrEnum):
     RUNNING = "running"
     COMPLETE = "complete"
@@ -83,38 +144,39 @@ def job_status(progress: JobProgress) -> JobStatus:
 
 async def submit(
     session: AsyncSession, *, emails: Sequence[str], options: JobOptions, max_emails: int
-) -> int:
+) -> NewJob:
     """Create the job and one verification task per address, in the session's transaction."""
     if not emails:
         raise EmptyInput
     if len(emails) > max_emails:
         raise TooManyEmails(given=len(emails), limit=max_emails)
-    job_id = await jobs.create(session, total_records=len(emails), options=options)
-    await queue.defer_verifications(session, job_id=job_id, emails=emails)
-    return job_id
+    job = await jobs.create(session, total_records=len(emails), options=options)
+    await queue.defer_verifications(session, job_id=job.job_id, emails=emails)
+    return job
 
 
-async def status(session: AsyncSession, job_id: int) -> JobProgress:
-    progress = await jobs.progress(session, job_id)
+async def status(session: AsyncSession, job: JobRef) -> JobProgress:
+    progress = await jobs.progress(session, job)
     if progress is None:
-        raise JobNotFound(job_id)
+        raise JobNotFound(job)
     return progress
 
 
-async def cancel(session: AsyncSession, job_id: int) -> JobProgress:
+async def cancel(session: AsyncSession, job: JobRef) -> JobProgress:
     """Cancel the tasks no worker has started and mark the job cancelled; rows already
     verified (and those finishing right now) are kept. A complete job stays complete."""
-    progress = await status(session, job_id)
+    progress = await status(session, job)
     if job_status(progress) is JobStatus.COMPLETE:
         return progress
-    await jobs.mark_cancelled(session, job_id)
-    await queue.cancel_pending(session, job_id=job_id)
-    return await status(session, job_id)
+    await jobs.mark_cancelled(session, progress.job_id)
+    await queue.cancel_pending(session, job_id=progress.job_id)
+    await proxy_credentials.erase_ended(session)  # no worker needs them any more
+    return await status(session, progress.job_id)
 
 
-async def downloadable(session: AsyncSession, job_id: int) -> JobProgress:
+async def downloadable(session: AsyncSession, job: JobRef) -> JobProgress:
     """The job, if its results may be downloaded: complete, or cancelled (what exists)."""
-    progress = await status(session, job_id)
+    progress = await status(session, job)
     if job_status(progress) is JobStatus.RUNNING:
         raise JobNotFinished(progress)
     return progress

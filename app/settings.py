@@ -6,12 +6,22 @@ Every field is documented in the README's settings table.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from cryptography.fernet import Fernet
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.engine.config import DnsConfig, MxOverride, ProbeConfig, ProxyConfig
@@ -47,7 +57,13 @@ class MxLimit(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="MXPROBE_", extra="ignore", frozen=True, populate_by_name=True
+        env_prefix="MXPROBE_",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+        # A bad value is named and explained, never echoed: proxy URLs, the database URL and
+        # the secrets carry passwords, and start-up errors end up in logs.
+        hide_input_in_errors=True,
     )
 
     database_url: str | None = Field(
@@ -61,7 +77,16 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(default=10.0, gt=0)
     smtp_timeout: float = Field(default=10.0, gt=0)
     smtp_ports: Annotated[tuple[int, ...], NoDecode] = (25,)
-    proxy: str | None = None  # socks5://user:pass@host:port
+    # Proxies (README "Proxies"). MXPROBE_PROXY: every probe's, unless a request names another.
+    proxy: str | None = Field(default=None, repr=False)  # socks5://user:pass@host:port
+    # The proxies a request may choose by name ("proxy": "eu"): {"eu": "socks5://..."}.
+    proxies: dict[str, str] = Field(default_factory=dict, repr=False)
+    # Free-form proxies in requests ({"host", "port", ...}): off, as they reach anywhere.
+    allow_request_proxy: bool = False
+    # A free-form proxy's host may resolve to a private/loopback address (never by default).
+    allow_private_proxy: bool = False
+    # A Fernet key (`mxprobe`'s README): seals a bulk job's free-form proxy credentials.
+    secret_key: SecretStr | None = None
     allow_private_mx: bool = False
     starttls: bool = True
 
@@ -88,7 +113,17 @@ class Settings(BaseSettings):
 
     # API and bulk
     header_secret: str | None = None
+    # Only a job's token (not its sequential id) finds it in /v0/bulk/{job_id}: for tenants.
+    require_job_token: bool = False
     bulk_max_emails: int = Field(default=1_000_000, ge=1)
+    # Unset: 64 bytes per address of bulk_max_emails, plus 64 KiB (app/api/limits.py).
+    bulk_max_bytes: int | None = Field(default=None, ge=1024)
+    # HTTP (uvicorn): slow and greedy clients. Seconds, unless said otherwise.
+    http_header_timeout: float = Field(default=10.0, gt=0)  # a request's first byte → its headers
+    http_body_timeout: float = Field(default=60.0, gt=0)  # its headers → the end of its body
+    http_keep_alive_timeout: int = Field(default=5, ge=1)  # idle between requests
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # request line + headers
+    http_limit_concurrency: int = Field(default=1000, ge=1)  # connections: past it, 503
     result_retention_days: float = Field(default=30.0, gt=0)
     worker_concurrency: int = Field(default=50, ge=1)
     # Workers (procrastinate): a worker whose heartbeat is older than worker_stalled_timeout
@@ -137,12 +172,53 @@ class Settings(BaseSettings):
             raise ValueError("must be non-empty and contain no control characters")
         return value
 
+    @field_validator("header_secret")
+    @classmethod
+    def _sendable_secret(cls, value: str | None) -> str | None:
+        """A header value a client can send and the server reads back unchanged."""
+        if value and not (value.isascii() and value.isprintable() and value == value.strip()):
+            raise ValueError(
+                "must be printable ASCII without leading or trailing spaces (it is sent as an "
+                "HTTP header)"
+            )
+        return value or None
+
     @field_validator("proxy")
     @classmethod
     def _valid_proxy(cls, value: str | None) -> str | None:
         if value:
             parse_proxy_url(value)
         return value or None
+
+    @field_validator("proxies")
+    @classmethod
+    def _valid_proxies(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, url in value.items():
+            if not re.fullmatch(PROXY_NAME_PATTERN, name):
+                raise ValueError(
+                    f"proxy name {name!r}: 1 to 64 letters, digits, '.', '_' or '-', starting "
+                    "with a letter or digit"
+                )
+            try:
+                parse_proxy_url(url)
+            except ValueError as exc:
+                raise ValueError(f"proxy {name!r}: {exc}") from None
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _valid_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        try:
+            Fernet(value.get_secret_value())
+        except ValueError:
+            raise ValueError(
+                "must be a Fernet key (32 url-safe base64-encoded bytes), e.g. from "
+                '`python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"`'
+            ) from None
+        return value
 
     @field_validator("mx_rate")
     @classmethod
@@ -180,6 +256,10 @@ class Settings(BaseSettings):
             ),
         )
 
+    def named_proxies(self) -> dict[str, ProxyConfig]:
+        """MXPROBE_PROXIES, parsed: the proxies a request may choose by name."""
+        return {name: parse_proxy_url(url) for name, url in self.proxies.items()}
+
     def session_limits(self) -> dict[str, int]:
         """Per-group session caps that differ from MXPROBE_MX_CONCURRENCY."""
         return {
@@ -206,8 +286,13 @@ def _normal_rate(value: str | None) -> str | None:
     return str(parse_rate(value)) if value and value.strip() else None
 
 
+PROXY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""A name of MXPROBE_PROXIES, which a request's `"proxy": "name"` picks."""
+
+
 def parse_proxy_url(url: str) -> ProxyConfig:
-    """`socks5://user:pass@host:1080` → ProxyConfig."""
+    """`socks5://user:pass@host:1080` → ProxyConfig: an operator's, trusted with any address.
+    Credentials SOCKS5 cannot send (`config.credentials_problem`) are a ValueError."""
     parts = urlsplit(url)
     if parts.scheme not in ("socks5", "socks5h") or not parts.hostname or not parts.port:
         raise ValueError("proxy must look like socks5://[user:pass@]host:port")
@@ -216,6 +301,7 @@ def parse_proxy_url(url: str) -> ProxyConfig:
         port=parts.port,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
+        allow_private=True,
     )
 
 

@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from app.db import embedded, migrate
+from app.db import embedded, jobs, migrate
 from tests.fixtures import services
 from tests.fixtures.services import Service
 
@@ -208,7 +208,8 @@ ON CONFLICT (job_id, shard) DO UPDATE SET
 def create_job(database_url: str, total: int) -> int:
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
-            "INSERT INTO bulk_jobs (total_records) VALUES (%s) RETURNING id", (total,)
+            "INSERT INTO bulk_jobs (token, total_records) VALUES (%s, %s) RETURNING id",
+            (jobs.new_token(), total),
         ).fetchone()
     assert row is not None
     return int(row[0])

@@ -9,6 +9,8 @@ makes each tick run once across all workers).
   to be read).
 - `prune_queue`: deletes failed and aborted procrastinate jobs past the same age (succeeded
   ones are deleted as they finish, cancelled ones when cancelled).
+- `forget_proxy_credentials`: every minute, erases the sealed proxy credentials of bulk jobs
+  that are complete or cancelled (`app.db.proxy_credentials`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from procrastinate.exceptions import ConnectorException
 from sqlalchemy import text
 
 from app import queue
-from app.db import jobs
+from app.db import jobs, proxy_credentials
 from app.db.mx_behaviour import READ_WINDOW
 from app.db.session import session_scope
 from app.settings import Settings
@@ -39,6 +41,7 @@ _FORGET_MX_STATE = text(
 RETRY_STALLED_TASK = f"{queue.NAMESPACE}:retry_stalled_jobs"
 PRUNE_TASK = f"{queue.NAMESPACE}:prune"
 PRUNE_QUEUE_TASK = f"{queue.NAMESPACE}:prune_queue"
+FORGET_PROXY_CREDENTIALS_TASK = f"{queue.NAMESPACE}:forget_proxy_credentials"
 
 
 def stalled_check_every(settings: Settings) -> int:
@@ -63,6 +66,10 @@ def register(app: App, settings: Settings) -> None:
         prune_queue
     )
     app.periodic(cron="43 3 * * *")(queue_pruner)
+    forgetter = app.task(name=FORGET_PROXY_CREDENTIALS_TASK, queue=maintenance, pass_context=True)(
+        forget_proxy_credentials
+    )
+    app.periodic(cron="* * * * *")(forgetter)
 
 
 async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
@@ -95,6 +102,15 @@ async def prune(context: JobContext, timestamp: int) -> int:
     if deleted:
         log.info("pruned %d bulk jobs created before %s", deleted, cutoff.isoformat())
     return deleted
+
+
+async def forget_proxy_credentials(context: JobContext, timestamp: int) -> int:
+    """Erase the proxy credentials of ended jobs; how many jobs had some."""
+    async with session_scope(deps_of(context).sessions) as session:
+        erased = await proxy_credentials.erase_ended(session)
+    if erased:
+        log.info("erased the proxy credentials of ended bulk jobs %s", erased)
+    return len(erased)
 
 
 async def prune_queue(context: JobContext, timestamp: int) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import queue
 from app.db import jobs, results
 from app.db.session import session_scope
-from app.engine import CheckEmailOutput, NoSlot, Reachable, Verification, Verifier
+from app.engine import CheckEmailOutput, NoSlot, Reachable, Verification, Verifier, syntax_of
 from app.engine.model import (
     CoreError,
     DebugDetails,
@@ -27,12 +27,11 @@ from app.engine.model import (
     MiscDetails,
     MxError,
     SmtpError,
-    SyntaxDetails,
     VerifMethod,
 )
 from app.engine.rules import adapt
 from app.settings import Settings
-from worker import retry, throttle
+from worker import options, retry, throttle
 from worker.writer import ResultWriter
 
 log = logging.getLogger(__name__)
@@ -84,7 +83,13 @@ async def verify_address(context: JobContext, *, job_id: int, position: int, ema
         return "skipped: job cancelled"
 
     try:
-        checked = await deps.verifier.verify(job.options.check_request(email))
+        request = options.check_request(job.options, email, settings=deps.settings)
+        checked = await deps.verifier.verify(request)
+    except options.ProxyUnavailable as exc:
+        # This worker's settings lack the job's proxy: no retry helps, no crash loop.
+        log.warning("row %s of job %s: %s", position, job_id, exc)
+        output = options.unavailable_output(failed_output(email, exc), exc)
+        checked = Verification(output, try_again=False)
     except NoSlot as exc:
         # Every slot of this MX group is busy: give the worker to other MXes and come back.
         seen = deps.verifier.pool.behaviour.stats(exc.key) if exc.key else None
@@ -134,14 +139,7 @@ def failed_output(email: str, exc: Exception) -> CheckEmailOutput:
         misc=MiscDetails(),
         mx=MxError(error=error),
         smtp=SmtpError(error=error),
-        syntax=SyntaxDetails(
-            address=None,
-            domain="",
-            is_valid_syntax=False,
-            username="",
-            normalized_email=None,
-            suggestion=None,
-        ),
+        syntax=syntax_of(email),
         debug=DebugDetails(
             backend_name="mxprobe",
             start_time=now,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import bulk
@@ -27,38 +29,80 @@ class ApiError(Exception):
             self.status_code = status_code
 
 
+class ErrorBody(BaseModel):
+    """Every error the API answers: Reacher's shape."""
+
+    error: str = Field(description="What was wrong, in words")
+
+
+def error_response(description: str) -> dict[str, Any]:
+    """One entry of a route's `responses=`: `{"error": ...}` with this status."""
+    return {"model": ErrorBody, "description": description}
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {
-        "description": "Bad request",
-        "content": {"application/json": {"example": {"error": "..."}}},
-    },
-    404: {
-        "description": "Not found",
-        "content": {"application/json": {"example": {"error": "..."}}},
-    },
-    422: {
-        "description": "Invalid body",
-        "content": {"application/json": {"example": {"error": "..."}}},
-    },
+    400: error_response("Invalid request: the error says what is wrong"),
+    404: error_response("Not found"),
     503: {
-        "description": "The database is unreachable for now (a restart): try again",
-        "content": {"application/json": {"example": {"error": DATABASE_UNAVAILABLE}}},
+        **error_response("The database is unreachable for now (a restart): try again"),
+        "headers": {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}},
     },
 }
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """`("body", "input", 3)` → `input[3]`; `("body", "proxy", "port")` → `proxy.port`."""
+    where = ""
+    for part in loc:
+        if isinstance(part, int):
+            where += f"[{part}]"
+        elif part != "body" or where:
+            where += f".{part}" if where else str(part)
+    return where
 
 
 def _describe(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        kind = err.get("type")
+        where = _where(tuple(err.get("loc", ())))
         message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        if err.get("type") == "json_invalid":
+        if kind == "string_unicode":  # pydantic's word for a lone surrogate, where it looks
+            message = "is not valid Unicode (a lone surrogate)"
+        if kind == "json_invalid":
             return "request body is not valid JSON"
-        if err.get("type") == "missing" and where:
+        if not where and kind == "missing":
+            return "request body is required: a JSON object"
+        if not where and kind in ("model_attributes_type", "dict_type", "model_type"):
+            return "request body must be a JSON object"
+        if kind == "missing" or (
+            kind == "string_too_short" and err.get("ctx", {}).get("min_length") == 1
+        ):
             parts.append(f"{where} field is required.")
         else:
             parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts) or "invalid request"
+
+
+def _body_unreadable(exc: StarletteHTTPException) -> str | None:
+    """FastAPI's one 400 for a body it could not decode, said more precisely."""
+    if exc.status_code != 400:
+        return None
+    if isinstance(exc.__cause__, RecursionError):
+        return "request body is not valid JSON: nested too deeply"
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        return "request body is not valid JSON: not UTF-8 text"
+    if isinstance(exc.__cause__, ValueError):  # a number of 4,300 digits or more
+        return "request body could not be read as JSON"
+    return None
+
+
+def error_json(
+    message: str, *, status_code: int, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """`{"error": message}`; a message that quotes the request cannot fail to encode."""
+    safe = message.encode("utf-8", "backslashreplace").decode()
+    return JSONResponse({"error": safe}, status_code=status_code, headers=headers)
 
 
 def _status_of(exc: bulk.BulkError) -> int:
@@ -75,21 +119,20 @@ def _status_of(exc: bulk.BulkError) -> int:
 def install(app: FastAPI) -> None:
     async def on_bulk_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, bulk.BulkError)
-        return JSONResponse({"error": str(exc)}, status_code=_status_of(exc))
+        return error_json(str(exc), status_code=_status_of(exc))
 
     async def on_api_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+        return error_json(exc.message, status_code=exc.status_code)
 
     async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return JSONResponse({"error": _describe(exc)}, status_code=400)
+        return error_json(_describe(exc), status_code=400)
 
     async def on_http(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return JSONResponse(
-            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-        )
+        message = _body_unreadable(exc) or str(exc.detail)
+        return error_json(message, status_code=exc.status_code, headers=exc.headers)
 
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
         if is_outage(exc):  # PostgreSQL restarting or down: not our bug, and it passes

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from app import __version__
-from app.api import errors, health
-from app.api.v0 import bulk, check_email, download
+from app.api import errors, health, openapi
+from app.api.limits import BodyLimits, RequestLimits
+from app.api.secret import HeaderSecret
+from app.api.v0 import bulk, check_email, download, proxies
 from app.db.session import make_engine, make_sessionmaker
 from app.settings import Settings, get_settings
 from app.verifiers import open_verifier
 
-_OPEN_PATHS = {"/healthz", "/version", "/docs", "/openapi.json"}
+_OPEN_ROUTES = frozenset({"/healthz", "/version"})
+"""Open even with MXPROBE_HEADER_SECRET, with the documentation pages (they hold no data)."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,19 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-
-    @app.middleware("http")
-    async def require_secret(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        secret = settings.header_secret
-        if secret and request.url.path not in _OPEN_PATHS:
-            given = request.headers.get("x-reacher-secret")
-            if given is None:
-                return JSONResponse({"error": "missing x-reacher-secret header"}, status_code=401)
-            if not hmac.compare_digest(given.encode(), secret.encode()):
-                return JSONResponse({"error": "invalid x-reacher-secret header"}, status_code=401)
-        return await call_next(request)
+    open_paths = _OPEN_ROUTES | _documentation(app)
+    if settings.header_secret:
+        app.add_middleware(HeaderSecret, secret=settings.header_secret, open_paths=open_paths)
+    limits = BodyLimits.from_settings(settings)
+    # Added last, so outermost: no body is read before its limits apply.
+    app.add_middleware(RequestLimits, limits=limits, body_timeout=settings.http_body_timeout)
 
     @app.get("/version")
     async def version() -> dict[str, str]:
@@ -66,4 +60,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(check_email.router)
     app.include_router(bulk.router)
     app.include_router(download.router)
+    # Built now, once: FastAPI serves the document it finds in `openapi_schema`.
+    app.openapi_schema = openapi.corrected(
+        app.openapi(),
+        limits=limits,
+        body_timeout=settings.http_body_timeout,
+        secret_required=bool(settings.header_secret),
+        open_paths=open_paths,
+        proxy_schema=proxies.openapi_schema(settings),
+    )
     return app
+
+
+def _documentation(app: FastAPI) -> frozenset[str]:
+    """The paths of the API's documentation pages, as this app serves them."""
+    urls = (app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url, app.openapi_url)
+    return frozenset(url for url in urls if url)

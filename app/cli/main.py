@@ -104,12 +104,12 @@ def api(
     port: Annotated[int, typer.Option()] = 8080,
 ) -> None:
     """Run the HTTP API alone."""
-    import uvicorn
+    from app.cli import api_server
 
     _require_schema(_database_url(get_settings()))
     get_settings.cache_clear()
     _exit_cleanly_on_sigterm()
-    uvicorn.run("app.api.main:create_app", factory=True, host=host, port=port, log_level="info")
+    api_server.run(get_settings(), host=host, port=port)
 
 
 @cli.command()

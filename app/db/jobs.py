@@ -1,27 +1,57 @@
-"""Bulk jobs: create, read progress, cancel, prune. Repositories flush; callers commit."""
+"""Bulk jobs: create, read progress, cancel, prune. Repositories flush; callers commit.
+
+A job is found by its numeric id or by its token (`JobRef`): ids count up and can be guessed,
+tokens cannot (`new_token`: 192 random bits).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import BulkJob, BulkJobCounter
-from app.engine.check import CheckRequest
-from app.engine.config import ProxyConfig
+
+
+@dataclass(frozen=True, slots=True)
+class NamedProxy:
+    """One of the workers' MXPROBE_PROXIES, stored by its name only."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestProxy:
+    """A request's free-form proxy. Its credentials are never stored in plain text: only
+    sealed (`app.sealing`, under MXPROBE_SECRET_KEY), and erased once the job has ended
+    (`app.db.proxy_credentials`), after which `erased` says they were there."""
+
+    host: str
+    port: int
+    sealed_credentials: str | None = field(default=None, repr=False)
+    erased: bool = False
+
+
+StoredProxy: TypeAlias = NamedProxy | RequestProxy
+
+CREDENTIALS_KEY = "credentials"
+"""The key of `RequestProxy.sealed_credentials` in a job's stored `proxy`: a token, or null
+once erased."""
 
 
 @dataclass(frozen=True, slots=True)
 class JobOptions:
     """The probe options of a bulk request, as stored on the job for its workers. Unset
-    options fall back to the worker's settings."""
+    options fall back to the worker's settings; the worker turns the stored proxy into one
+    it can use (`worker.options`)."""
 
     from_email: str | None = None
     hello_name: str | None = None
-    proxy: ProxyConfig | None = None
+    proxy: StoredProxy | None = None
     smtp_ports: tuple[int, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -30,43 +60,61 @@ class JobOptions:
             stored["from_email"] = self.from_email
         if self.hello_name is not None:
             stored["hello_name"] = self.hello_name
-        if self.proxy is not None:
-            stored["proxy"] = {
-                "host": self.proxy.host,
-                "port": self.proxy.port,
-                "username": self.proxy.username,
-                "password": self.proxy.password,
-            }
+        match self.proxy:
+            case NamedProxy(name=name):
+                stored["proxy"] = {"name": name}
+            case RequestProxy() as proxy:
+                stored["proxy"] = {"host": proxy.host, "port": proxy.port}
+                if proxy.sealed_credentials is not None or proxy.erased:
+                    stored["proxy"][CREDENTIALS_KEY] = proxy.sealed_credentials
         if self.smtp_ports:
             stored["smtp_ports"] = list(self.smtp_ports)
         return stored
 
     @classmethod
     def from_json(cls, stored: dict[str, Any]) -> JobOptions:
-        proxy = stored.get("proxy")
         ports = stored.get("smtp_ports")
         return cls(
             from_email=stored.get("from_email"),
             hello_name=stored.get("hello_name"),
-            proxy=ProxyConfig(
-                host=proxy["host"],
-                port=int(proxy["port"]),
-                username=proxy.get("username"),
-                password=proxy.get("password"),
-            )
-            if proxy
-            else None,
+            proxy=_proxy_from_json(stored.get("proxy")),
             smtp_ports=tuple(int(p) for p in ports) if ports else None,
         )
 
-    def check_request(self, email: str) -> CheckRequest:
-        return CheckRequest(
-            to_email=email,
-            from_email=self.from_email,
-            hello_name=self.hello_name,
-            proxy=self.proxy,
-            smtp_ports=self.smtp_ports,
-        )
+
+def _proxy_from_json(stored: dict[str, Any] | None) -> StoredProxy | None:
+    if not stored:
+        return None
+    if "name" in stored:
+        return NamedProxy(name=str(stored["name"]))
+    sealed = stored.get(CREDENTIALS_KEY)
+    return RequestProxy(
+        host=str(stored["host"]),
+        port=int(stored["port"]),
+        sealed_credentials=sealed,
+        # null once erased; plain `username`/`password` only in jobs stored before sealing
+        # (the sweep erases those too)
+        erased=sealed is None and (CREDENTIALS_KEY in stored or "password" in stored),
+    )
+
+
+TOKEN_BYTES = 24
+TOKEN_LENGTH = 32
+"""A token is `TOKEN_BYTES` random bytes in unpadded base64url: exactly this many characters
+of `[A-Za-z0-9_-]`, every one of the 64 possible in every place."""
+
+JobRef: TypeAlias = int | str
+"""A job's numeric id (int), or its token (str)."""
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    job_id: int
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +153,19 @@ class TaskJob:
     cancelled: bool
 
 
-async def create(session: AsyncSession, *, total_records: int, options: JobOptions) -> int:
-    job = BulkJob(total_records=total_records, options=options.to_json())
+async def create(session: AsyncSession, *, total_records: int, options: JobOptions) -> NewJob:
+    job = BulkJob(token=new_token(), total_records=total_records, options=options.to_json())
     session.add(job)
     await session.flush()
-    return job.id
+    return NewJob(job_id=job.id, token=job.token)
 
 
-async def progress(session: AsyncSession, job_id: int) -> JobProgress | None:
+def _found_by(ref: JobRef) -> ColumnElement[bool]:
+    return BulkJob.id == ref if isinstance(ref, int) else BulkJob.token == ref
+
+
+async def progress(session: AsyncSession, job: JobRef) -> JobProgress | None:
+    """The job's progress, found by id or token; None when there is no such job."""
     counters = BulkJobCounter
     statement = (
         select(
@@ -127,7 +180,7 @@ async def progress(session: AsyncSession, job_id: int) -> JobProgress | None:
             func.max(counters.last_counted_at),
         )
         .outerjoin(counters, counters.job_id == BulkJob.id)
-        .where(BulkJob.id == job_id)
+        .where(_found_by(job))
         .group_by(BulkJob.id)
     )
     row = (await session.execute(statement)).one_or_none()

@@ -44,10 +44,13 @@ class BulkJob(Base):
     __tablename__ = "bulk_jobs"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    # Unguessable (`jobs.new_token`): ids count up, so whoever knows the token holds the job.
+    token: Mapped[str] = mapped_column(Text, unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     total_records: Mapped[int] = mapped_column(Integer)
-    # The probe options of the request (from_email, hello_name, proxy, smtp_ports): the
-    # workers need them, so proxy credentials are stored here, and never shown.
+    # The probe options of the request (from_email, hello_name, proxy, smtp_ports), for the
+    # workers (`jobs.JobOptions`): a proxy by name, or with its credentials sealed and erased
+    # once the job has ended; never credentials in plain text.
     options: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -1,6 +1,6 @@
 """The verifier: a pure core that knows nothing about HTTP, SQL or queues."""
 
-from app.engine.check import CheckRequest, ProbeOpener, Verification, Verifier
+from app.engine.check import CheckRequest, ProbeOpener, Verification, Verifier, syntax_of
 from app.engine.config import DnsConfig, ProbeConfig, ProxyConfig
 from app.engine.model import CheckEmailOutput, Reachable
 from app.engine.probes.behaviour import BehaviourStore, MxBehaviour
@@ -42,4 +42,5 @@ __all__ = [
     "SessionPool",
     "Verification",
     "Verifier",
+    "syntax_of",
 ]

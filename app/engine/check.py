@@ -180,14 +180,7 @@ class Verifier:
                 raise errors.UnsafeAddress(f"refusing {value!r}: it contains control characters")
 
         parsed = syntax.parse_address(request.to_email)
-        syntax_details = SyntaxDetails(
-            address=parsed.address,
-            domain=parsed.domain,
-            is_valid_syntax=parsed.is_valid,
-            username=parsed.username,
-            normalized_email=parsed.normalized_email,
-            suggestion=parsed.suggestion,
-        )
+        syntax_details = _syntax_details(parsed)
         misc = MiscDetails()
         mx: MxDetails | MxError = MxDetails(accepts_mail=False, records=[])
         probe = _Probe(smtp=SmtpDetails())
@@ -384,6 +377,22 @@ class Verifier:
             port=answer.port,
             temporary=verdict.retryable,
         )
+
+
+def syntax_of(address: str) -> SyntaxDetails:
+    """Reacher's `syntax` section for an address: what its parse says, nothing probed."""
+    return _syntax_details(syntax.parse_address(address))
+
+
+def _syntax_details(parsed: syntax.ParsedAddress) -> SyntaxDetails:
+    return SyntaxDetails(
+        address=parsed.address,
+        domain=parsed.domain,
+        is_valid_syntax=parsed.is_valid,
+        username=parsed.username,
+        normalized_email=parsed.normalized_email,
+        suggestion=parsed.suggestion,
+    )
 
 
 def _smtp_fields(answer: replies.ReplyVerdict, *, is_catch_all: bool) -> SmtpDetails | SmtpError:

@@ -4,15 +4,53 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+MAX_CREDENTIAL_LENGTH = 255
+"""RFC 1929 gives a SOCKS5 username and password one length byte each."""
+
+
+def credential_problem(value: str) -> str | None:
+    """Why a SOCKS5 username or password could not be sent, or None. python-socks 3.2 writes
+    `len(value)` in one byte and then `value.encode("ascii")`: a longer or non-ASCII value
+    raises in the middle of a connect, and an empty one is silently not sent at all."""
+    if not value:
+        return "must not be empty"
+    if not value.isascii():
+        return "must be ASCII (SOCKS5 sends no other characters)"
+    if len(value) > MAX_CREDENTIAL_LENGTH:
+        return f"must be at most {MAX_CREDENTIAL_LENGTH} characters (SOCKS5 sends no longer)"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "must not contain control characters"
+    return None
+
+
+def credentials_problem(username: str | None, password: str | None) -> str | None:
+    """Why this pair of SOCKS5 credentials could not be sent, or None. python-socks offers
+    username/password authentication only when both are given: one alone would be dropped."""
+    if (username is None) != (password is None):
+        return "username and password go together: give both or neither"
+    for name, value in (("username", username), ("password", password)):
+        if value is not None and (problem := credential_problem(value)) is not None:
+            return f"{name} {problem}"
+    return None
+
 
 @dataclass(frozen=True, slots=True)
 class ProxyConfig:
-    """A SOCKS5 proxy the SMTP probe connects through."""
+    """A SOCKS5 proxy the SMTP probe connects through.
+
+    `allow_private`: an operator's proxy (trusted: any address). False for a proxy a request
+    named by host: its host is resolved and every address must be global unicast, like an
+    MX's, and the connection goes to the address that was checked."""
 
     host: str
     port: int
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    allow_private: bool = False
+
+    def __post_init__(self) -> None:
+        if (problem := credentials_problem(self.username, self.password)) is not None:
+            raise ValueError(f"proxy {problem}")
 
     def public(self) -> dict[str, object]:
         """What may appear in output: never the credentials."""

@@ -45,6 +45,19 @@ class SmtpConnectError(SmtpError):
     kind = "ConnectError"
 
 
+class ProxyUnreachable(SmtpConnectError):
+    """The SOCKS5 proxy gave no connection: refused, timed out, not SOCKS, refused our
+    credentials or the destination, or resolved to an address not allowed. Always the same
+    message, so a result never tells those apart; the detail goes to the log."""
+
+    kind = "ProxyUnreachable"
+
+    MESSAGE = "proxy unreachable"
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE)
+
+
 class SmtpTimeout(SmtpError):
     kind = "Timeout"
 

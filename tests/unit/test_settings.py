@@ -77,7 +77,7 @@ def test_bad_values_fail_at_start_up(
 
 def test_proxy_url_becomes_a_proxy_config() -> None:
     assert parse_proxy_url("socks5://us%40r:p%3Ass@proxy.test:1080") == ProxyConfig(
-        host="proxy.test", port=1080, username="us@r", password="p:ss"
+        host="proxy.test", port=1080, username="us@r", password="p:ss", allow_private=True
     )
 
 

@@ -1,22 +1,49 @@
-"""`POST /v0/bulk`, `GET /v0/bulk/{job_id}`, `DELETE /v0/bulk/{job_id}`: Reacher's bulk API."""
+"""`POST /v0/bulk`, `GET /v0/bulk/{job_id}`, `DELETE /v0/bulk/{job_id}`: Reacher's bulk API.
+
+`{job_id}` in a path is the job's numeric `job_id` or its unguessable `job_token` (both are
+returned by POST); with `MXPROBE_REQUIRE_JOB_TOKEN` only the token finds the job.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, WithJsonSchema, model_validator
 
 from app import bulk
 from app.api.deps import AppSettings, DbSession
 from app.api.errors import ERROR_RESPONSES
-from app.api.v0.schemas import ProbeOptions
+from app.api.v0 import proxies
+from app.api.v0.schemas import MAX_ADDRESS_LENGTH, STORABLE, ProbeOptions, text_problem
+from app.settings import Settings
 
 router = APIRouter()
 
-JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The job_id POST /v0/bulk returned")]
+
+def _job_in_path(
+    job_id: Annotated[
+        str,
+        Path(
+            description=(
+                "The job_id POST /v0/bulk returned (digits, 1 to 2^63-1, no sign or leading "
+                "zero), or its job_token (32 characters of A-Z a-z 0-9 - _). With "
+                "MXPROBE_REQUIRE_JOB_TOKEN only the token finds the job (an id is answered "
+                "404). Anything else is a 400."
+            ),
+            # Published, not enforced by FastAPI: `bulk.job_ref` checks it, with a message.
+            json_schema_extra={"pattern": bulk.JOB_REF_PATTERN},
+        ),
+    ],
+    settings: AppSettings,
+) -> bulk.JobRef:
+    return bulk.job_ref(job_id, require_token=settings.require_job_token)
+
+
+JobInPath = Annotated[bulk.JobRef, Depends(_job_in_path)]
+"""The job a route's `{job_id}` names: its id or its token, parsed strictly."""
 
 _FUTURE_INPUT_TYPES = ("remote_url", "csv", "file")
 
@@ -29,20 +56,33 @@ BULK_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _storable(value: str, *, where: str) -> None:
-    """PostgreSQL text cannot hold NUL, nor UTF-8 a lone surrogate (which JSON can spell)."""
-    if "\x00" in value:
-        raise ValueError(f"{where} contains a NUL character")
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        raise ValueError(f"{where} is not valid Unicode") from None
+    """`schemas.STORABLE`'s check, for a value found inside `input` (named by its place)."""
+    if (problem := text_problem(value)) is not None:
+        raise ValueError(f"{where} {problem}")
+
+
+_INPUT_SCHEMA = {
+    "type": "array",
+    "items": {"type": "string", "maxLength": MAX_ADDRESS_LENGTH, "pattern": "^[^\\u0000]*$"},
+    "minItems": 1,
+    "description": "The email addresses, one row each (more than MXPROBE_BULK_MAX_EMAILS: 413)",
+}
 
 
 class BulkIn(ProbeOptions):
     """Reacher's bulk request. Only `input_type: "array"` exists so far."""
 
-    input_type: str = Field(description='"array": `input` is a list of email addresses')
-    input: Any = Field(default=None, description="The email addresses, one row each")
+    input_type: Annotated[
+        str,
+        Field(
+            max_length=32,
+            description='"array": `input` is a list of email addresses',
+            json_schema_extra={"enum": ["array"]},
+        ),
+        STORABLE,
+    ]
+    # Checked below, item by item, for messages that name the item.
+    input: Annotated[Any, WithJsonSchema(_INPUT_SCHEMA)]
 
     @model_validator(mode="after")
     def _valid_input(self) -> BulkIn:
@@ -59,33 +99,33 @@ class BulkIn(ProbeOptions):
         for index, item in enumerate(self.input):
             if not isinstance(item, str):
                 raise ValueError(f"input[{index}] must be a string (an email address)")
+            if len(item) > MAX_ADDRESS_LENGTH:
+                raise ValueError(f"input[{index}] is longer than {MAX_ADDRESS_LENGTH} characters")
             _storable(item, where=f"input[{index}]")
-        for name in ("from_email", "hello_name"):
-            value = getattr(self, name)
-            if value is not None:
-                _storable(value, where=name)
-        if self.proxy is not None:
-            for name in ("host", "username", "password"):
-                value = getattr(self.proxy, name)
-                if value is not None:
-                    _storable(value, where=f"proxy.{name}")
+        # proxy: its host is STORABLE and its credentials ASCII (schemas.ProxyIn)
         return self
 
     def emails(self) -> list[str]:
         assert isinstance(self.input, list)
         return self.input
 
-    def job_options(self) -> bulk.JobOptions:
+    def job_options(self, *, settings: Settings) -> bulk.JobOptions:
+        """The options stored on the job; raises ApiError (400) for a proxy the server
+        refuses (`proxies.for_job`)."""
         return bulk.JobOptions(
             from_email=self.from_email,
             hello_name=self.hello_name,
-            proxy=self.proxy.to_config() if self.proxy else None,
+            proxy=proxies.for_job(self.proxy, settings=settings),
             smtp_ports=self.ports(),
         )
 
 
 class BulkCreated(BaseModel):
-    job_id: int
+    job_id: int = Field(description="The job's number (sequential)")
+    job_token: str = Field(
+        description="An unguessable name for the job, accepted wherever job_id is; with "
+        "MXPROBE_REQUIRE_JOB_TOKEN the only one"
+    )
 
 
 class Summary(BaseModel):
@@ -134,13 +174,13 @@ def status_body(progress: bulk.JobProgress) -> dict[str, Any]:
 @router.post("/v0/bulk", responses=BULK_RESPONSES)
 async def create_bulk_job(body: BulkIn, session: DbSession, settings: AppSettings) -> BulkCreated:
     """Create a job: one verification task per address, all in one transaction."""
-    job_id = await bulk.submit(
+    job = await bulk.submit(
         session,
         emails=body.emails(),
-        options=body.job_options(),
+        options=body.job_options(settings=settings),
         max_emails=settings.bulk_max_emails,
     )
-    return BulkCreated(job_id=job_id)
+    return BulkCreated(job_id=job.job_id, job_token=job.token)
 
 
 STATUS_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -150,13 +190,13 @@ STATUS_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/v0/bulk/{job_id}", responses=STATUS_RESPONSES)
-async def get_bulk_job(job_id: JobId, session: DbSession) -> JSONResponse:
-    progress = await bulk.status(session, job_id)
+async def get_bulk_job(job: JobInPath, session: DbSession) -> JSONResponse:
+    progress = await bulk.status(session, job)
     return JSONResponse(status_body(progress))
 
 
 @router.delete("/v0/bulk/{job_id}", responses=STATUS_RESPONSES)
-async def cancel_bulk_job(job_id: JobId, session: DbSession) -> JSONResponse:
+async def cancel_bulk_job(job: JobInPath, session: DbSession) -> JSONResponse:
     """Cancel the tasks not started yet; keep what is verified (status and download work)."""
-    progress = await bulk.cancel(session, job_id)
+    progress = await bulk.cancel(session, job)
     return JSONResponse(status_body(progress))

@@ -6,7 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from app.api.deps import AppSettings
 from app.api.errors import ERROR_RESPONSES
+from app.api.v0 import proxies
 from app.api.v0.schemas import CheckEmailIn
 from app.engine import CheckRequest, Verifier
 
@@ -14,14 +16,16 @@ router = APIRouter()
 
 
 @router.post("/v0/check_email", responses=ERROR_RESPONSES)
-async def check_email(body: CheckEmailIn, request: Request) -> dict[str, Any]:
+async def check_email(
+    body: CheckEmailIn, request: Request, settings: AppSettings
+) -> dict[str, Any]:
     verifier: Verifier = request.app.state.verifier
     output = await verifier.check(
         CheckRequest(
             to_email=body.to_email,
             from_email=body.from_email,
             hello_name=body.hello_name,
-            proxy=body.proxy.to_config() if body.proxy else None,
+            proxy=proxies.for_check(body.proxy, settings=settings),
             smtp_ports=body.ports(),
         )
     )

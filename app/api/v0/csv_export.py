@@ -2,7 +2,15 @@
 
 Booleans are `true`/`false`; a missing value is an empty field; `mx.records` is one field, the
 exchanges joined with "," (so the CSV writer quotes it); an `{"error": ...}` object becomes its
-message. Lines end with "\\n".
+message.
+
+The text is for spreadsheets, and the addresses in it come from whoever submitted the list, so:
+- a cell starting with `=`, `+`, `-`, `@`, a tab or a CR gets a `'` in front (OWASP's rule
+  against formula injection): `=HYPERLINK(...)@x.com` is shown as text, never evaluated. Any
+  cell, not only `input`: `syntax.username` repeats the input, and error texts quote servers;
+- lines end with `\\r\\n` (RFC 4180), so a CR or LF inside a value is quoted and stays in its
+  field for every CSV reader.
+The JSON download is left as stored: only the CSV is read by spreadsheets.
 """
 
 from __future__ import annotations
@@ -43,6 +51,15 @@ _SMTP_FLAGS = (
 )
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet may take for the start of a formula (OWASP, "CSV Injection")."""
+
+
+def neutralised(text: str) -> str:
+    """The text, with a `'` in front when a spreadsheet could read it as a formula."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 def cell(value: Any) -> str:
     if value is None:
         return ""
@@ -76,7 +93,7 @@ def row(output: Mapping[str, Any]) -> list[str]:
     smtp: Mapping[str, Any] = output.get("smtp") or {}
     syntax: Mapping[str, Any] = output.get("syntax") or {}
     records = mx.get("records")
-    return [
+    cells = [
         cell(output.get("input")),
         cell(output.get("is_reachable")),
         cell(misc.get("is_disposable")),
@@ -92,12 +109,13 @@ def row(output: Mapping[str, Any]) -> list[str]:
         cell(syntax.get("username")),
         error_text(syntax),
     ]
+    return [neutralised(text) for text in cells]
 
 
 def lines(rows: Iterable[Iterable[str]]) -> str:
     """CSV text for the given rows (the header is a row like any other)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerows(rows)
     return buffer.getvalue()
 

@@ -1,5 +1,6 @@
 """`GET /v0/bulk/{job_id}/download` (also `/result` and `/results`): every row's result, in
-input order, as JSON `{"results": [...]}` or, with `?format=csv`, as the spec's CSV.
+input order, as JSON `{"results": [...]}` or, with `?format=csv`, as the spec's CSV (safe to
+open in a spreadsheet: see `csv_export`). `{job_id}` is the job's id or its token.
 
 Streamed from a server-side cursor: the handler checks the job, returns, and the body is read
 from the database while it is sent, in batches; memory stays flat for a million rows.
@@ -16,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from app import bulk
 from app.api.deps import DbSession, SessionFactory
 from app.api.v0 import csv_export
-from app.api.v0.bulk import BULK_RESPONSES, JobId
+from app.api.v0.bulk import BULK_RESPONSES, JobInPath
 
 router = APIRouter()
 
@@ -55,13 +56,13 @@ async def csv_body(
 @router.get("/v0/bulk/{job_id}/result", responses=DOWNLOAD_RESPONSES)
 @router.get("/v0/bulk/{job_id}/results", responses=DOWNLOAD_RESPONSES)
 async def download_bulk_results(
-    job_id: JobId,
+    job: JobInPath,
     session: DbSession,
     factory: SessionFactory,
     format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
 ) -> StreamingResponse:
     """A complete job's results; a cancelled job's results so far. Running: 409."""
-    await bulk.downloadable(session, job_id)
+    job_id = (await bulk.downloadable(session, job)).job_id
     if format == "csv":
         return StreamingResponse(
             csv_body(factory, job_id),

@@ -117,11 +117,13 @@ def addresses_of(records: Iterable[dns.rdata.Rdata]) -> list[str]:
 
 
 def is_public_address(address: str) -> bool:
-    """False for private, loopback, link-local, multicast, reserved and other non-global IPs."""
+    """True for global unicast only: False for private, loopback, link-local, multicast,
+    reserved and other non-global IPs (`is_global` alone lets multicast through)."""
     try:
-        return ipaddress.ip_address(address).is_global
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    return ip.is_global and not ip.is_multicast
 
 
 class Resolver:

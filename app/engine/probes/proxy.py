@@ -1,31 +1,87 @@
-"""SOCKS5 connections through python-socks, for SMTP probes sent from another IP."""
+"""SOCKS5 connections through python-socks, for SMTP probes sent from another IP.
+
+A proxy a request named by host (`ProxyConfig.allow_private` false) is resolved here, every
+address it resolves to must be global unicast (`dns.is_public_address`, the MX addresses'
+check), and python-socks is given the address that was checked: nothing resolves the name a
+second time. Operators' proxies (`allow_private`) are trusted and connected to by name.
+
+Every failure is one `errors.ProxyUnreachable` ("proxy unreachable"): a result must not tell a
+closed port from an HTTP server or a SOCKS server that refused, or the proxy option is a port
+scanner. What really happened goes to the log.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import logging
 import socket
 
-from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
+from python_socks import ProxyError, ProxyType
 from python_socks.async_.asyncio import Proxy
 
 from app.engine import errors
 from app.engine.config import ProxyConfig
+from app.engine.probes.dns import is_public_address
+
+log = logging.getLogger(__name__)
+
+PROXY_SHARE = 0.9
+"""The proxy's share of the connect timeout. The session's own timeout covers the proxy, the
+connection through it and the banner; the proxy gives up first, so its failure is its own."""
+
+
+class _NotAllowed(Exception):
+    """The proxy's host has an address a request's proxy may not have."""
 
 
 async def open_socket(proxy: ProxyConfig, *, host: str, port: int, within: float) -> socket.socket:
-    """A socket connected to host:port through the proxy, for the SMTP session's streams."""
-    client = Proxy(
-        ProxyType.SOCKS5,
-        proxy.host,
-        proxy.port,
-        username=proxy.username,
-        password=proxy.password,
-        rdns=False,
-    )
+    """A socket connected to host:port through the proxy, for the SMTP session's streams.
+
+    Raises `errors.ProxyUnreachable` for anything that goes wrong on the way."""
     try:
-        sock = await client.connect(dest_host=host, dest_port=port, timeout=within)
-    except ProxyTimeoutError as exc:
-        raise errors.SmtpTimeout(f"proxy timed out: {exc}", seconds=within) from exc
-    except (ProxyConnectionError, ProxyError, OSError) as exc:
-        raise errors.SmtpConnectError(f"proxy {proxy.host}:{proxy.port}: {exc}") from exc
+        async with asyncio.timeout(within * PROXY_SHARE):
+            address = proxy.host if proxy.allow_private else await _checked_address(proxy)
+            client = Proxy(
+                ProxyType.SOCKS5,
+                address,
+                proxy.port,
+                username=proxy.username,
+                password=proxy.password,
+                rdns=False,
+            )
+            sock = await client.connect(dest_host=host, dest_port=port, timeout=within)
+    # python-socks raises ProxyError, ProxyTimeoutError (a TimeoutError, so an OSError) and
+    # ProxyConnectionError (an OSError); a host IDNA cannot encode is a UnicodeError (ValueError).
+    except (_NotAllowed, ProxyError, OSError, ValueError) as exc:
+        said = str(exc) or f"no connection within {within * PROXY_SHARE:g} s"
+        log.warning(
+            "proxy %s:%d gave no connection to %s:%d: %s: %s",
+            proxy.host,
+            proxy.port,
+            host,
+            port,
+            type(exc).__name__,
+            said,
+        )
+        raise errors.ProxyUnreachable() from exc
     sock.setblocking(False)
     return sock
+
+
+async def _checked_address(proxy: ProxyConfig) -> str:
+    """The address to connect to: the host's first, once all of them are global unicast."""
+    try:
+        addresses = [str(ipaddress.ip_address(proxy.host))]
+    except ValueError:
+        found = await asyncio.get_running_loop().getaddrinfo(
+            proxy.host, proxy.port, type=socket.SOCK_STREAM
+        )
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+    refused = [a for a in addresses if not is_public_address(a)]
+    if refused or not addresses:
+        raise _NotAllowed(
+            f"{proxy.host} resolves to non-public addresses {', '.join(refused) or '(none)'}; "
+            "not connecting (set MXPROBE_ALLOW_PRIVATE_PROXY=true to allow)"
+        )
+    return addresses[0]

@@ -171,13 +171,12 @@ async def test_submit_creates_the_job_and_one_task_per_row(
             "hello_name": "probe.test",
             "from_email": "me@probe.test",
             "smtp_ports": [25, 587],
-            "proxy": {"host": "127.0.0.1", "port": "1080", "username": "u", "password": "p"},
         },
     )
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert list(body) == ["job_id"]
+    assert list(body) == ["job_id", "job_token"]
     tasks = await tasks_of(api_sessions, body["job_id"])
     assert [(t["position"], t["email"]) for t in tasks] == list(enumerate(emails))
 
@@ -252,8 +251,9 @@ async def test_cancel_removes_the_waiting_tasks_and_keeps_the_job(
     assert json_download.status_code == 200
     assert json_download.json() == {"results": []}
     assert csv_download.status_code == 200
-    assert csv_download.text.count("\n") == 1
     assert csv_download.text.startswith("input,is_reachable,")
+    assert csv_download.text.endswith("syntax.error\r\n")
+    assert csv_download.text.count("\n") == 1
 
 
 async def test_the_openapi_document_builds(client: httpx.AsyncClient) -> None:

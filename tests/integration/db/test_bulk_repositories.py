@@ -11,8 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import queue
 from app.db import jobs, results
-from app.db.jobs import JobOptions
-from app.engine import ProxyConfig
+from app.db.jobs import JobOptions, RequestProxy
 
 
 def fake_output(email: str, verdict: str) -> dict[str, Any]:
@@ -20,7 +19,8 @@ def fake_output(email: str, verdict: str) -> dict[str, Any]:
 
 
 async def new_job(session: AsyncSession, total: int, **options: Any) -> int:
-    return await jobs.create(session, total_records=total, options=JobOptions(**options))
+    job = await jobs.create(session, total_records=total, options=JobOptions(**options))
+    return job.job_id
 
 
 async def test_recording_a_row_twice_stores_and_counts_it_once(db_session: AsyncSession) -> None:
@@ -124,21 +124,23 @@ async def test_results_stream_in_input_order_whatever_the_completion_order(
     assert [o["input"] for o in decoded] == [f"{p}@x.test" for p in range(1100)]
 
 
-async def test_options_round_trip_with_the_proxy_credentials(db_session: AsyncSession) -> None:
+async def test_options_round_trip_with_the_sealed_proxy_credentials(
+    db_session: AsyncSession,
+) -> None:
     options = JobOptions(
         from_email="me@x.test",
         hello_name="x.test",
-        proxy=ProxyConfig(host="127.0.0.1", port=1080, username="u", password="p"),
+        proxy=RequestProxy(host="127.0.0.1", port=1080, sealed_credentials="gAAAA-token"),
         smtp_ports=(25, 587),
     )
-    job_id = await jobs.create(db_session, total_records=1, options=options)
+    job_id = (await jobs.create(db_session, total_records=1, options=options)).job_id
 
     task_job = await jobs.for_task(db_session, job_id)
 
     assert task_job is not None
     assert task_job.options == options
     assert not task_job.cancelled
-    assert task_job.options.check_request("a@b.test").smtp_ports == (25, 587)
+    assert task_job.options.smtp_ports == (25, 587)
 
 
 async def test_cancelling_keeps_the_first_time(db_session: AsyncSession) -> None:

@@ -3,9 +3,11 @@ history goes down and up again."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import psycopg
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -85,3 +87,44 @@ async def test_upgrade_runs_inside_a_running_event_loop(fresh_database_url: str)
 def test_the_ini_file_points_at_the_scripts() -> None:
     ini = Path(__file__).resolve().parents[3] / "alembic.ini"
     assert ScriptDirectory.from_config(Config(str(ini))).get_current_head() == migrate.head()
+
+
+BEFORE_JOB_TOKENS = "c3e5a7b9d1f3"
+
+
+def _token_column(conn: psycopg.Connection) -> tuple[str, ...] | None:
+    return conn.execute(
+        "SELECT is_nullable FROM information_schema.columns "
+        "WHERE table_name = 'bulk_jobs' AND column_name = 'token'"
+    ).fetchone()
+
+
+def test_jobs_made_before_tokens_get_one_each(fresh_database_url: str) -> None:
+    migrate.downgrade(fresh_database_url, revision=BEFORE_JOB_TOKENS)
+    with psycopg.connect(fresh_database_url) as conn:
+        assert _token_column(conn) is None
+        conn.execute("INSERT INTO bulk_jobs (total_records) SELECT n FROM generate_series(1, 25) n")
+
+    migrate.upgrade(fresh_database_url)
+
+    with psycopg.connect(fresh_database_url) as conn:
+        tokens = [row[0] for row in conn.execute("SELECT token FROM bulk_jobs").fetchall()]
+        assert _token_column(conn) == ("NO",)
+    assert len(tokens) == 25
+    assert len(set(tokens)) == 25
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{32}", token) for token in tokens)
+    with (
+        psycopg.connect(fresh_database_url) as conn,
+        pytest.raises(psycopg.errors.UniqueViolation),
+    ):
+        conn.execute("INSERT INTO bulk_jobs (token, total_records) VALUES (%s, 1)", (tokens[0],))
+    with (
+        psycopg.connect(fresh_database_url) as conn,
+        pytest.raises(psycopg.errors.NotNullViolation),
+    ):
+        conn.execute("INSERT INTO bulk_jobs (total_records) VALUES (1)")
+
+    migrate.downgrade(fresh_database_url, revision=BEFORE_JOB_TOKENS)
+    with psycopg.connect(fresh_database_url) as conn:
+        assert _token_column(conn) is None
+        assert conn.execute("SELECT count(*) FROM bulk_jobs").fetchone() == (25,)

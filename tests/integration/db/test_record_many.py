@@ -14,7 +14,7 @@ def _row(job_id: int, position: int, verdict: str) -> NewResult:
 
 
 async def test_a_batch_is_stored_and_counted_once(db_session: AsyncSession) -> None:
-    job_id = await jobs.create(db_session, total_records=4, options=jobs.JobOptions())
+    job_id = (await jobs.create(db_session, total_records=4, options=jobs.JobOptions())).job_id
 
     first = await results.record_many(
         db_session, [_row(job_id, 0, "safe"), _row(job_id, 1, "invalid"), _row(job_id, 2, "risky")]

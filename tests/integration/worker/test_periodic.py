@@ -79,8 +79,8 @@ async def test_prune_deletes_jobs_past_retention(
 ) -> None:
     sql(
         fresh_database_url,
-        "INSERT INTO bulk_jobs (total_records, created_at) VALUES "
-        "(1, now() - interval '31 days'), (1, now() - interval '29 days')",
+        "INSERT INTO bulk_jobs (token, total_records, created_at) VALUES "
+        "('old', 1, now() - interval '31 days'), ('recent', 1, now() - interval '29 days')",
     )
 
     deleted = await periodic.prune(context, timestamp=0)

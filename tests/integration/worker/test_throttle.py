@@ -51,7 +51,7 @@ async def context(world: World, fresh_database_url: str) -> AsyncIterator[JobCon
 
 async def a_job(context: JobContext) -> int:
     async with session_scope(tasks.deps_of(context).sessions) as session:
-        return await jobs.create(session, total_records=1, options=JobOptions())
+        return (await jobs.create(session, total_records=1, options=JobOptions())).job_id
 
 
 def deferred_in(url: str) -> list[float]:

