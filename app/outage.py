@@ -1,5 +1,6 @@
-"""Telling a database outage (server restarting, down, unreachable) from any other error, and
-the jittered, capped back-off with which every process waits one out."""
+"""Telling a database outage (server restarting, down, unreachable) from any other error, the
+jittered, capped back-off with which every process waits one out, and how long it still waits
+once it is asked to stop (`Stopping`)."""
 
 from __future__ import annotations
 
@@ -52,25 +53,94 @@ def backoff(attempt: int, *, cap: float) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+class GaveUp(Exception):
+    """A wait for the database given up because the process is stopping (raised from the outage
+    that made it wait, so `is_outage` still holds)."""
+
+
+class Stopping:
+    """A process's request to stop, as its waits for the database see it.
+
+    Until a stop is requested an outage is waited out however long it lasts. Then a wait that
+    finishes work already done (storing a result, marking a task done) goes on for the grace
+    period; one that would start new work (fetching a task) ends at once. Every such wait,
+    sleeping or in a query, is cut at its deadline (`GaveUp`): a process told to stop while
+    the database is down exits in time rather than waiting for it."""
+
+    def __init__(self) -> None:
+        self._asked_at: float | None = None  # loop time of the first request
+        self._deadline: float | None = None
+        self._bounds: dict[asyncio.Timeout, bool] = {}  # live waits → new work?
+
+    @property
+    def requested(self) -> bool:
+        return self._asked_at is not None
+
+    def request(self, *, grace: float) -> None:
+        """Stop waiting for the database `grace` seconds from now (or sooner, if an earlier
+        request said so). New work is not waited for from now on."""
+        now = asyncio.get_running_loop().time()
+        self._asked_at = now if self._asked_at is None else self._asked_at
+        deadline = now + max(grace, 0.0)
+        self._deadline = deadline if self._deadline is None else min(self._deadline, deadline)
+        for bound, new_work in self._bounds.items():
+            bound.reschedule(self._when(new_work=new_work))
+
+    def _when(self, *, new_work: bool) -> float | None:
+        return self._asked_at if new_work else self._deadline
+
+    async def bounded(self, operation: Callable[[], Awaitable[T]], *, new_work: bool) -> T:
+        """`operation()`, cut (`GaveUp`) when the wait it is part of must end."""
+        bound = asyncio.timeout_at(self._when(new_work=new_work))
+        try:
+            async with bound:
+                self._bounds[bound] = new_work
+                try:
+                    return await operation()
+                finally:
+                    del self._bounds[bound]
+        except TimeoutError as exc:
+            if bound.expired():
+                raise GaveUp("stopping: no more waiting for the database") from exc
+            raise
+
+    async def pause(self, delay: float, *, new_work: bool) -> bool:
+        """Sleep `delay` seconds, or less if the wait must end first: False then."""
+        try:
+            await self.bounded(lambda: asyncio.sleep(delay), new_work=new_work)
+        except GaveUp:
+            return False
+        return True
+
+
 async def until_back(
     operation: Callable[[], Awaitable[T]],
     *,
     cap: float,
     noticed: Callable[[BaseException, int], Awaitable[None]] | None = None,
+    stopping: Stopping | None = None,
+    new_work: bool = False,
 ) -> T:
     """`operation()`, tried again after a `backoff` pause for as long as it fails because the
     database is unreachable (any other error is raised); `noticed(exc, attempt)` is awaited
-    before each pause."""
+    before each pause. With `stopping`, no longer than it allows (then `GaveUp`); `new_work`:
+    the operation starts work (a fetch), not waited for at all once a stop is requested."""
     attempt = 0
     while True:
         try:
-            return await operation()
+            if stopping is None:
+                return await operation()
+            return await stopping.bounded(operation, new_work=new_work)
         except Exception as exc:
-            if not is_outage(exc):
+            if isinstance(exc, GaveUp) or not is_outage(exc):
                 raise
             if noticed is not None:
                 await noticed(exc, attempt)
-            await asyncio.sleep(backoff(attempt, cap=cap))
+            delay = backoff(attempt, cap=cap)
+            if stopping is None:
+                await asyncio.sleep(delay)
+            elif not await stopping.pause(delay, new_work=new_work):
+                raise GaveUp("stopping: no more waiting for the database") from exc
             attempt += 1
 
 

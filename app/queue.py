@@ -21,12 +21,12 @@ from typing import Any, LiteralString, TypeVar
 
 import psycopg
 import psycopg_pool
-from procrastinate import App, PsycopgConnector
+from procrastinate import App, PsycopgConnector, sql
 from procrastinate.connector import Notify
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.outage import backoff, is_outage, until_back
+from app.outage import Stopping, backoff, is_outage, until_back
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -129,12 +129,19 @@ async def cancel_pending(session: AsyncSession, *, job_id: int) -> int:
     return int(result.scalar_one() or 0)
 
 
-def make_app(conninfo: str, *, pool_size: int = 10, ride_out_outages: float | None = None) -> App:
+def make_app(
+    conninfo: str,
+    *,
+    pool_size: int = 10,
+    ride_out_outages: float | None = None,
+    stopping: Stopping | None = None,
+) -> App:
     """A procrastinate App on its own psycopg pool (`conninfo`: a plain libpq URL). Open it with
     `async with app.open_async():`. Tasks are added by the worker, not here.
 
     `ride_out_outages`: the longest pause (seconds) between tries of a query that found the
-    database unreachable, retried until it is back (see `_RidingOutOutages`); None: raise."""
+    database unreachable, retried until it is back (see `_RidingOutOutages`); None: raise.
+    `stopping`: how long those retries go on once the worker is asked to stop."""
     pool: dict[str, Any] = {
         "conninfo": conninfo,
         "min_size": 1,
@@ -144,7 +151,20 @@ def make_app(conninfo: str, *, pool_size: int = 10, ride_out_outages: float | No
     }
     if ride_out_outages is None:
         return App(connector=PsycopgConnector(**pool))
-    return App(connector=_RidingOutOutages(max_delay=ride_out_outages, **pool))
+    # psycopg_pool reconnects with a doubling delay and no cap (1, 2, 4 ... 128 s) for up to
+    # `reconnect_timeout` (5 min), and a query waits `timeout` (30 s) for a connection: after a
+    # 3-minute outage the queue came back a minute after the server. Short attempts instead
+    # (each query that then waits for a connection starts a new one, at 1 s), and short waits.
+    pool.update(
+        reconnect_timeout=POOL_WINDOWS * ride_out_outages,
+        timeout=POOL_WINDOWS * ride_out_outages,
+    )
+    return App(connector=_RidingOutOutages(max_delay=ride_out_outages, stopping=stopping, **pool))
+
+
+POOL_WINDOWS = 2
+"""With `ride_out_outages`, how many of its longest pauses the pool's reconnection attempts and
+a query's wait for a connection last."""
 
 
 async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
@@ -177,6 +197,35 @@ class _Pool(psycopg_pool.AsyncConnectionPool):
             await self.check_connection(connection)
 
 
+POOL_LOGGER = "psycopg.pool"
+FETCH_JOB = sql.queries["fetch_job"]
+"""The query with which procrastinate's worker takes its next task (its `JobManager.fetch_job`):
+after a stop is requested, not waited for."""
+
+
+class _PoolLogInOutage(logging.Filter):
+    """Lets the first of psycopg_pool's warnings through, as one line, and drops the following
+    ones (connection attempts failing, broken connections dropped) until `quiet` is reset: by
+    the connector, when a query succeeds again. Its other records pass untouched."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quiet = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        if self.quiet:
+            return False
+        self.quiet = True
+        text = record.getMessage()
+        record.msg, record.args = (
+            "%s (further pool warnings hidden until the database answers again)",
+            (" ".join(text.split()),),
+        )
+        return True
+
+
 class _RidingOutOutages(PsycopgConnector):
     """procrastinate's connector, waiting out a database outage instead of raising.
 
@@ -187,15 +236,47 @@ class _RidingOutOutages(PsycopgConnector):
     first (its idle connections all died with the server), and psycopg_pool reconnects.
 
     A statement whose reply was lost after it committed is not told apart: a fetch run twice
-    may leave one job `doing` until a retry of stalled jobs; the task bodies are idempotent."""
+    may leave one job `doing` until a retry of stalled jobs; the task bodies are idempotent.
 
-    def __init__(self, *, max_delay: float, **kwargs: Any) -> None:
+    Once the worker is asked to stop (`stopping`), a fetch is not waited for at all and any
+    other query only until the end of the shutdown grace period; then it raises `GaveUp`, and
+    procrastinate's worker stops with the database still down. What it held stays `doing`
+    with its worker's heartbeat ageing: another worker's retry of stalled jobs requeues it.
+
+    psycopg_pool logs a warning, on two lines, for every failed connection attempt and every
+    broken connection it drops: dozens per outage. One goes through, on one line; the rest
+    are dropped until a query succeeds again (`_PoolLogInOutage`)."""
+
+    def __init__(self, *, max_delay: float, stopping: Stopping | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._max_delay = max_delay
+        self._stopping = stopping
         self._down_since: float | None = None
+        self._pool_log = _PoolLogInOutage()
 
-    async def _ride_out(self, query: Callable[[], Awaitable[T]]) -> T:
-        result = await until_back(query, cap=self._max_delay, noticed=self._noticed)
+    async def open_async(self, pool: psycopg_pool.AsyncConnectionPool | None = None) -> None:
+        logging.getLogger(POOL_LOGGER).addFilter(self._pool_log)
+        try:
+            await super().open_async(pool)
+        except BaseException:
+            logging.getLogger(POOL_LOGGER).removeFilter(self._pool_log)  # not closed then
+            raise
+
+    async def close_async(self) -> None:
+        try:
+            await super().close_async()
+        finally:
+            logging.getLogger(POOL_LOGGER).removeFilter(self._pool_log)
+
+    async def _ride_out(self, query: Callable[[], Awaitable[T]], *, new_work: bool = False) -> T:
+        result = await until_back(
+            query,
+            cap=self._max_delay,
+            noticed=self._noticed,
+            stopping=self._stopping,
+            new_work=new_work,
+        )
+        self._pool_log.quiet = False
         if self._down_since is not None:
             log.warning("database back after %.1f s", time.monotonic() - self._down_since)
             self._down_since = None
@@ -221,7 +302,8 @@ class _RidingOutOutages(PsycopgConnector):
         self, query: LiteralString, **arguments: Any
     ) -> dict[str, Any]:
         return await self._ride_out(
-            lambda: super(_RidingOutOutages, self).execute_query_one_async(query, **arguments)
+            lambda: super(_RidingOutOutages, self).execute_query_one_async(query, **arguments),
+            new_work=query == FETCH_JOB,
         )
 
     async def execute_query_all_async(

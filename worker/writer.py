@@ -7,6 +7,8 @@ but fifty tasks finishing together cost one round trip and one transaction, not 
 While the database is unreachable (a restart, an outage), a batch is tried again, with a
 capped, jittered back-off, until it is stored: the tasks wait with their results rather than
 lose them. Storing is idempotent, so a batch whose commit was lost is harmlessly written again.
+Once the worker is asked to stop, only until the end of its grace period (`Stopping`): then the
+batch's tasks get `GaveUp`, and their jobs, left `doing`, are retried as stalled later.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import results
 from app.db.session import session_scope
-from app.outage import until_back
+from app.outage import Stopping, until_back
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +34,13 @@ class ResultWriter:
         max_batch: int = 500,
         linger: float = 0.005,
         outage_max_delay: float = 5.0,
+        stopping: Stopping | None = None,
     ) -> None:
         self._sessions = sessions
         self._max_batch = max_batch
         self._linger = linger
         self._outage_max_delay = outage_max_delay
+        self._stopping = stopping
         self._pending: list[tuple[results.NewResult, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -78,7 +82,9 @@ class ResultWriter:
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 log.warning("database unavailable; %d results wait for it (%s)", len(rows), reason)
 
-        await until_back(record, cap=self._outage_max_delay, noticed=noticed)
+        await until_back(
+            record, cap=self._outage_max_delay, noticed=noticed, stopping=self._stopping
+        )
 
     async def close(self) -> None:
         if self._flusher is not None:
