@@ -42,6 +42,7 @@ __all__ = [
     "status",
     "stream_json",
     "stream_outputs",
+    "stream_with_cells",
     "submit",
 ]
 
@@ -188,6 +189,15 @@ async def stream_json(
     """Batches of stored results as JSON text, in input order."""
     async with factory() as session:
         async for batch in results.stream_json(session, job_id, batch_size=batch_size):
+            yield batch
+
+
+async def stream_with_cells(
+    factory: SessionFactory, job_id: int, *, batch_size: int = 1000
+) -> AsyncIterator[Sequence[tuple[list[str] | None, str]]]:
+    """Batches of (the row's other cells, its stored result as JSON text), in input order."""
+    async with factory() as session:
+        async for batch in results.stream_with_cells(session, job_id, batch_size=batch_size):
             yield batch
 
 

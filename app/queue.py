@@ -35,6 +35,9 @@ NAMESPACE = "mxprobe"
 VERIFY_TASK = f"{NAMESPACE}:verify_address"
 """Verifies one input row. Arguments: job_id, position, email."""
 VERIFY_QUEUE = "verify"
+IMPORT_TASK = f"{NAMESPACE}:import_list"
+"""Reads a bulk job's list from its URL into rows (`app.imports.import_url`). Argument: job_id."""
+IMPORT_QUEUE = "import"
 MAINTENANCE_QUEUE = "maintenance"
 """Periodic tasks: retrying stalled jobs, pruning. Kept apart so a long list never delays
 them."""
@@ -79,6 +82,24 @@ CANCEL_PENDING = text(
 Tasks already running finish (their results are kept); the task body also checks the job."""
 
 
+DEFER_IMPORT = text(
+    """
+    SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY[
+        ROW(
+            CAST(:queue AS varchar),
+            CAST(:task AS varchar),
+            0,
+            CAST(:lock AS text),
+            NULL,
+            jsonb_build_object('job_id', CAST(:job_id AS bigint)),
+            NULL
+        )::procrastinate_job_to_defer_v1
+    ]))
+    """
+)
+"""The import task of a job read from a URL; its procrastinate `lock` keeps a second run of it
+(a retry) from starting while the first still runs."""
+
 ESTIMATED_ROWS = text("SELECT reltuples FROM pg_class WHERE oid = 'procrastinate_jobs'::regclass")
 
 
@@ -108,6 +129,14 @@ async def defer_verifications(
         deferred += int(result.scalar_one() or 0)
     await _keep_fetch_planned(session, added=deferred)
     return deferred
+
+
+async def defer_import(session: AsyncSession, *, job_id: int) -> None:
+    """Enqueue the job's import task, in the session's transaction."""
+    await session.execute(
+        DEFER_IMPORT,
+        {"queue": IMPORT_QUEUE, "task": IMPORT_TASK, "lock": f"import-{job_id}", "job_id": job_id},
+    )
 
 
 async def _keep_fetch_planned(session: AsyncSession, *, added: int) -> None:

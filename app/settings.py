@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     bulk_max_emails: int = Field(default=1_000_000, ge=1)
     # Unset: 64 bytes per address of bulk_max_emails, plus 64 KiB (app/api/limits.py).
     bulk_max_bytes: int | None = Field(default=None, ge=1024)
+    # Lists from a URL (`input_type: "remote_url"`, app/fetch.py). Hosts must resolve to public
+    # addresses only, unless allow_private_urls; the limit counts the body as received and as
+    # decoded; the timeout is per read (a server silent that long mid-body ends the fetch).
+    allow_private_urls: bool = False
+    remote_max_bytes: int = Field(default=1 << 30, ge=1)
+    remote_timeout: float = Field(default=30.0, gt=0)
     # HTTP (uvicorn): slow and greedy clients. Seconds, unless said otherwise.
     http_header_timeout: float = Field(default=10.0, gt=0)  # a request's first byte → its headers
     http_body_timeout: float = Field(default=60.0, gt=0)  # its headers → the end of its body

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cachetools import TTLCache
-from procrastinate import App, JobContext
+from procrastinate import App, JobContext, RetryStrategy
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import queue
+from app import imports, queue
 from app.db import jobs, results
 from app.db.session import session_scope
 from app.engine import CheckEmailOutput, NoSlot, Reachable, Verification, Verifier, syntax_of
@@ -66,6 +66,19 @@ def register(app: App) -> None:
         pass_context=True,
         retry=retry.VerifyRetryStrategy(),
     )(verify_address)
+    app.task(
+        name=queue.IMPORT_TASK,
+        queue=queue.IMPORT_QUEUE,
+        pass_context=True,
+        # A crash (the database gone mid-import, a bug) runs it again: it skips what is counted.
+        retry=RetryStrategy(max_attempts=10, exponential_wait=2),
+    )(import_list)
+
+
+async def import_list(context: JobContext, *, job_id: int) -> None:
+    """Read a job's list from its URL into rows (`app.imports`)."""
+    deps = deps_of(context)
+    await imports.import_url(deps.sessions, job_id, settings=deps.settings)
 
 
 async def verify_address(context: JobContext, *, job_id: int, position: int, email: str) -> str:

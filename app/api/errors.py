@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import bulk
+from app import bulk, imports
 from app.outage import is_outage
 
 DATABASE_UNAVAILABLE = "database unavailable"
@@ -113,6 +113,8 @@ def _status_of(exc: bulk.BulkError) -> int:
         return 409
     if isinstance(exc, bulk.TooManyEmails):
         return 413
+    if isinstance(exc, imports.RemoteListFailed):
+        return exc.status
     return 400
 
 

@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secret_required=bool(settings.header_secret),
         open_paths=open_paths,
         proxy_schema=proxies.openapi_schema(settings),
+        bodies=(bulk.BulkIn,),
     )
     return app
 

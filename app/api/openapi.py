@@ -7,7 +7,10 @@ the header secret (401); they are added here, from the same settings that enforc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from pydantic import BaseModel
 
 from app.api.errors import ErrorBody
 from app.api.limits import BodyLimits
@@ -30,10 +33,16 @@ def corrected(
     secret_required: bool,
     open_paths: frozenset[str],
     proxy_schema: dict[str, Any] | None = None,
+    bodies: Sequence[type[BaseModel]] = (),
 ) -> dict[str, Any]:
     """`schema` (FastAPI's document), corrected in place and returned. `proxy_schema`: the
-    request bodies' `proxy` as this server accepts it (`v0.proxies.openapi_schema`)."""
+    request bodies' `proxy` as this server accepts it (`v0.proxies.openapi_schema`).
+    `bodies`: models of request bodies a route parses itself (FastAPI cannot see them)."""
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in bodies:
+        described = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(described.pop("$defs", {}))
+        schemas[model.__name__] = described
     if proxy_schema is not None:
         for component in schemas.values():
             if "proxy" in component.get("properties", {}):

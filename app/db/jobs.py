@@ -130,6 +130,9 @@ class JobProgress:
     total_risky: int
     total_unknown: int
     last_counted_at: datetime | None
+    importing: bool = False  # its list is still being read: more rows may come
+    import_error: str | None = None  # why reading its list ended early
+    columns: tuple[str, ...] = ()  # its CSV's other columns, returned in front of the results
 
     @property
     def total_processed(self) -> int:
@@ -137,7 +140,7 @@ class JobProgress:
 
     @property
     def is_complete(self) -> bool:
-        return self.total_processed >= self.total_records
+        return not self.importing and self.total_processed >= self.total_records
 
     @property
     def finished_at(self) -> datetime | None:
@@ -153,8 +156,25 @@ class TaskJob:
     cancelled: bool
 
 
-async def create(session: AsyncSession, *, total_records: int, options: JobOptions) -> NewJob:
-    job = BulkJob(token=new_token(), total_records=total_records, options=options.to_json())
+async def create(
+    session: AsyncSession,
+    *,
+    total_records: int,
+    options: JobOptions,
+    source: str | None = None,
+    importing: bool = False,
+    import_credentials: str | None = None,
+) -> NewJob:
+    """A job of `total_records` rows; or, `importing`, one whose rows are added as its list
+    (`source`) is read (`add_rows`) until `end_import`."""
+    job = BulkJob(
+        token=new_token(),
+        total_records=total_records,
+        options=options.to_json(),
+        source=source,
+        importing=importing,
+        import_credentials=import_credentials,
+    )
     session.add(job)
     await session.flush()
     return NewJob(job_id=job.id, token=job.token)
@@ -178,6 +198,9 @@ async def progress(session: AsyncSession, job: JobRef) -> JobProgress | None:
             func.coalesce(func.sum(counters.total_risky), 0),
             func.coalesce(func.sum(counters.total_unknown), 0),
             func.max(counters.last_counted_at),
+            BulkJob.importing,
+            BulkJob.import_error,
+            BulkJob.columns,
         )
         .outerjoin(counters, counters.job_id == BulkJob.id)
         .where(_found_by(job))
@@ -196,6 +219,9 @@ async def progress(session: AsyncSession, job: JobRef) -> JobProgress | None:
         total_risky=int(row[6]),
         total_unknown=int(row[7]),
         last_counted_at=row[8],
+        importing=row[9],
+        import_error=row[10],
+        columns=tuple(row[11] or ()),
     )
 
 
@@ -229,3 +255,56 @@ async def prune(session: AsyncSession, *, created_before: datetime) -> int:
         delete(BulkJob).where(BulkJob.created_at < created_before).returning(BulkJob.id)
     )
     return len(deleted.scalars().all())
+
+
+@dataclass(frozen=True, slots=True)
+class ImportState:
+    """Where reading a job's list stands (`app.imports`)."""
+
+    source: str | None
+    credentials: str | None  # sealed
+    rows: int  # enqueued so far: a resumed import skips them
+    columns: list[str] | None
+    importing: bool
+    cancelled: bool
+
+
+async def import_state(session: AsyncSession, job_id: int, *, lock: bool = False) -> ImportState:
+    statement = select(
+        BulkJob.source,
+        BulkJob.import_credentials,
+        BulkJob.total_records,
+        BulkJob.columns,
+        BulkJob.importing,
+        BulkJob.cancelled_at,
+    ).where(BulkJob.id == job_id)
+    if lock:
+        statement = statement.with_for_update()
+    row = (await session.execute(statement)).one()
+    return ImportState(
+        source=row[0],
+        credentials=row[1],
+        rows=row[2],
+        columns=row[3],
+        importing=row[4],
+        cancelled=row[5] is not None,
+    )
+
+
+async def add_rows(
+    session: AsyncSession, job_id: int, *, count: int, columns: list[str] | None = None
+) -> None:
+    """Count `count` more rows (their tasks deferred in the same transaction)."""
+    values: dict[str, Any] = {"total_records": BulkJob.total_records + count}
+    if columns is not None:
+        values["columns"] = columns
+    await session.execute(update(BulkJob).where(BulkJob.id == job_id).values(**values))
+
+
+async def end_import(session: AsyncSession, job_id: int, *, error: str | None) -> None:
+    """The list is read (or reading it failed): no more rows; its credentials are erased."""
+    await session.execute(
+        update(BulkJob)
+        .where(BulkJob.id == job_id)
+        .values(importing=False, import_error=error, import_credentials=None)
+    )

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Double,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    false,
     func,
     text,
 )
@@ -53,9 +55,16 @@ class BulkJob(Base):
     # once the job has ended; never credentials in plain text.
     options: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A list read from a URL (`app.imports`) grows while it is read: `total_records` counts the
+    # rows enqueued so far, and the job cannot be complete while `importing`.
+    source: Mapped[str | None] = mapped_column(Text)  # the URL, without credentials
+    columns: Mapped[list[str] | None] = mapped_column(JSONB)  # a CSV's other columns
+    importing: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    import_error: Mapped[str | None] = mapped_column(Text)  # why the import ended early
+    import_credentials: Mapped[str | None] = mapped_column(Text)  # sealed; erased at the end
 
     __table_args__ = (
-        CheckConstraint("total_records > 0", name="total_records_positive"),
+        CheckConstraint("total_records >= 0", name="total_records_not_negative"),
         Index("ix_bulk_jobs_created_at", "created_at"),
     )
 
@@ -82,6 +91,19 @@ class BulkResult(Base):
         CheckConstraint("verdict IN ('safe', 'invalid', 'risky', 'unknown')", name="verdict_known"),
         CheckConstraint("position >= 0", name="position_not_negative"),
     )
+
+
+class BulkRow(Base):
+    """The other cells of one input row of a CSV (in `BulkJob.columns` order), returned in
+    front of its result."""
+
+    __tablename__ = "bulk_rows"
+
+    job_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("bulk_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cells: Mapped[list[str]] = mapped_column(JSONB)
 
 
 class BulkJobCounter(Base):

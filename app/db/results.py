@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Text, cast, func, select, text
+from sqlalchemy import Text, and_, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import COUNTER_SHARDS, VERDICTS, BulkResult
+from app.db.models import COUNTER_SHARDS, VERDICTS, BulkResult, BulkRow
 
 
 async def record(
@@ -126,3 +126,22 @@ async def stream_outputs(
     """
     async for partition in stream_json(session, job_id, batch_size=batch_size):
         yield (orjson.loads(text) for text in partition)
+
+
+async def stream_with_cells(
+    session: AsyncSession, job_id: int, *, batch_size: int = 1000
+) -> AsyncIterator[Sequence[tuple[list[str] | None, str]]]:
+    """`stream_json`, each result with its row's other cells (a CSV's columns; None when the
+    row had none), in input order."""
+    statement = (
+        select(BulkRow.cells, cast(BulkResult.output, Text))
+        .outerjoin(
+            BulkRow,
+            and_(BulkRow.job_id == BulkResult.job_id, BulkRow.position == BulkResult.position),
+        )
+        .where(BulkResult.job_id == job_id)
+        .order_by(BulkResult.position)
+    )
+    stream = await session.stream(statement, execution_options={"yield_per": batch_size})
+    async for partition in stream.partitions():
+        yield [(cells, output) for cells, output in partition]

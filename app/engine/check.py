@@ -32,6 +32,7 @@ from app.engine.probes.catchall import CatchAllStore, MemoryCatchAllStore, probe
 from app.engine.probes.dns import MxHost, MxLookup, Resolver, is_public_address
 from app.engine.probes.limits import LocalMxLimiter, MxLimiter, NoSlot
 from app.engine.probes.pool import Answer, ConnectFailed, Route, SessionPool
+from app.engine.probes.proxy import resolved_proxy
 from app.engine.probes.smtp import ProbeSession, Reply
 from app.engine.rules import adapt, lists, providers, replies, syntax, verdict
 from app.engine.rules.replies import Category, Outcome
@@ -174,7 +175,7 @@ class Verifier:
         hello_name = request.hello_name or self.config.hello_name
         from_email = request.from_email or self.config.from_email
         ports = request.smtp_ports or self.config.smtp_ports
-        proxy = request.proxy or self.config.proxy
+        proxy = await resolved_proxy(request.proxy or self.config.proxy, self.resolver.addresses)
         for value in (hello_name, from_email):
             if syntax.has_control_chars(value):
                 raise errors.UnsafeAddress(f"refusing {value!r}: it contains control characters")

@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.simulator import World
 from tests.conftest import world_env
@@ -48,6 +49,12 @@ def served(
             f"statuses {sorted(set(SENT))}"
         )
 
+
+EXCLUDED = {
+    # A schema-valid list may still hold no address (`"input": "0"`), or its URL not answer:
+    # that is a 400 / 502 no JSON schema can foresee. Every other check holds.
+    ("POST", "/v0/bulk"): [positive_data_acceptance],
+}
 
 OPERATIONS = [
     ("POST", "/v0/check_email"),
@@ -98,7 +105,12 @@ def test_no_server_error_and_every_response_documented(
         suppress_health_check=list(HealthCheck),
     )
     def call(case: Any) -> None:
-        response = case.call_and_validate(base_url=served, timeout=30)
+        # A generated URL may name a public address: nothing leaves this machine, so lists
+        # by URL are left to tests/integration/api/test_list_imports.py (a loopback server).
+        assume(not (isinstance(case.body, dict) and case.body.get("input_type") == "remote_url"))
+        response = case.call_and_validate(
+            base_url=served, timeout=30, excluded_checks=EXCLUDED.get((method, path), [])
+        )
         SENT.append(response.status_code)
 
     call()

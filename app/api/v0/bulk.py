@@ -6,16 +6,31 @@ returned by POST); with `MXPROBE_REQUIRE_JOB_TOKEN` only the token finds the job
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
-from app import bulk
+from app import bulk, imports
 from app.api.deps import AppSettings, DbSession
-from app.api.errors import ERROR_RESPONSES
+from app.api.errors import ERROR_RESPONSES, ApiError
 from app.api.v0 import proxies
 from app.api.v0.schemas import MAX_ADDRESS_LENGTH, STORABLE, ProbeOptions, text_problem
 from app.settings import Settings
@@ -45,7 +60,8 @@ def _job_in_path(
 JobInPath = Annotated[bulk.JobRef, Depends(_job_in_path)]
 """The job a route's `{job_id}` names: its id or its token, parsed strictly."""
 
-_FUTURE_INPUT_TYPES = ("remote_url", "csv", "file")
+INPUT_TYPES = ("array", "csv", "remote_url")
+MAX_URL_LENGTH = 2048
 
 _ERROR_BODY = {"application/json": {"example": {"error": "..."}}}
 BULK_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -61,23 +77,53 @@ def _storable(value: str, *, where: str) -> None:
         raise ValueError(f"{where} {problem}")
 
 
-_INPUT_SCHEMA = {
+_ARRAY_INPUT = {
     "type": "array",
     "items": {"type": "string", "maxLength": MAX_ADDRESS_LENGTH, "pattern": "^[^\\u0000]*$"},
     "minItems": 1,
     "description": "The email addresses, one row each (more than MXPROBE_BULK_MAX_EMAILS: 413)",
 }
+_CSV_INPUT = {
+    "type": "string",
+    "minLength": 1,
+    "pattern": "^[^\\u0000]*$",
+    "description": "A list: one address per line, or a CSV with an email column",
+}
+_URL_INPUT = {
+    "type": "string",
+    "maxLength": MAX_URL_LENGTH,
+    "pattern": "^https?://[^\\u0000]+$",
+    "description": "An http(s) URL of such a list; user:password@ is sent as basic auth",
+}
+_INPUT_BY_TYPE = (("array", _ARRAY_INPUT), ("csv", _CSV_INPUT), ("remote_url", _URL_INPUT))
+_INPUT_SCHEMA = {"anyOf": [_ARRAY_INPUT, _CSV_INPUT, _URL_INPUT]}
+
+
+def _input_by_type(schema: dict[str, Any]) -> None:
+    """The document says which `input` goes with which `input_type`."""
+    schema["oneOf"] = [
+        {"properties": {"input_type": {"const": kind}, "input": shape}}
+        for kind, shape in (
+            ("array", _ARRAY_INPUT),
+            ("csv", _CSV_INPUT),
+            ("remote_url", _URL_INPUT),
+        )
+    ]
 
 
 class BulkIn(ProbeOptions):
-    """Reacher's bulk request. Only `input_type: "array"` exists so far."""
+    """Reacher's bulk request: `input` is a list of addresses (`array`), a list's text
+    (`csv`: one address per line, or a CSV), or the URL of such a file (`remote_url`)."""
+
+    model_config = ConfigDict(json_schema_extra=_input_by_type)
 
     input_type: Annotated[
         str,
         Field(
             max_length=32,
-            description='"array": `input` is a list of email addresses',
-            json_schema_extra={"enum": ["array"]},
+            description='"array": `input` is a list of email addresses; "csv": the text of a '
+            'list or CSV file; "remote_url": the http(s) URL of one',
+            json_schema_extra={"enum": list(INPUT_TYPES)},
         ),
         STORABLE,
     ]
@@ -86,12 +132,14 @@ class BulkIn(ProbeOptions):
 
     @model_validator(mode="after")
     def _valid_input(self) -> BulkIn:
-        if self.input_type in _FUTURE_INPUT_TYPES:
-            raise ValueError(f'input_type "{self.input_type}" is not supported yet: use "array"')
-        if self.input_type != "array":
-            raise ValueError(f'unknown input_type "{self.input_type}": expected "array"')
+        if self.input_type not in INPUT_TYPES:
+            raise ValueError(
+                f'unknown input_type "{self.input_type}": expected "array", "csv" or "remote_url"'
+            )
         if self.input is None:
             raise ValueError("input field is required.")
+        if self.input_type != "array":
+            return self._valid_text_input()
         if not isinstance(self.input, list):
             raise ValueError("input must be an array of email addresses")
         if not self.input:
@@ -105,19 +153,35 @@ class BulkIn(ProbeOptions):
         # proxy: its host is STORABLE and its credentials ASCII (schemas.ProxyIn)
         return self
 
+    def _valid_text_input(self) -> BulkIn:
+        what = "a URL" if self.input_type == "remote_url" else "the text of a list or CSV file"
+        if not isinstance(self.input, str) or not self.input.strip():
+            raise ValueError(f'input must be {what} for input_type "{self.input_type}"')
+        _storable(self.input, where="input")
+        if self.input_type == "remote_url":
+            if len(self.input) > MAX_URL_LENGTH:
+                raise ValueError(f"input is longer than {MAX_URL_LENGTH} characters")
+            if not self.input.lower().startswith(("http://", "https://")):
+                raise ValueError("input must be an http:// or https:// URL")
+        return self
+
     def emails(self) -> list[str]:
         assert isinstance(self.input, list)
         return self.input
 
     def job_options(self, *, settings: Settings) -> bulk.JobOptions:
-        """The options stored on the job; raises ApiError (400) for a proxy the server
-        refuses (`proxies.for_job`)."""
-        return bulk.JobOptions(
-            from_email=self.from_email,
-            hello_name=self.hello_name,
-            proxy=proxies.for_job(self.proxy, settings=settings),
-            smtp_ports=self.ports(),
-        )
+        return job_options(self, settings=settings)
+
+
+def job_options(options: ProbeOptions, *, settings: Settings) -> bulk.JobOptions:
+    """The options stored on the job; raises ApiError (400) for a proxy the server refuses
+    (`proxies.for_job`)."""
+    return bulk.JobOptions(
+        from_email=options.from_email,
+        hello_name=options.hello_name,
+        proxy=proxies.for_job(options.proxy, settings=settings),
+        smtp_ports=options.ports(),
+    )
 
 
 class BulkCreated(BaseModel):
@@ -145,6 +209,12 @@ class BulkStatus(BaseModel):
     total_processed: int
     summary: Summary
     job_status: bulk.JobStatus
+    error: str | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="Ours: why reading the job's list (remote_url) stopped before its end; "
+        "the rows read until then are verified",
+    )
 
 
 def iso8601(moment: datetime) -> str:
@@ -168,19 +238,170 @@ def status_body(progress: bulk.JobProgress) -> dict[str, Any]:
             total_unknown=progress.total_unknown,
         ),
         job_status=status,
+        error=progress.import_error,
     ).model_dump(mode="json")
 
 
-@router.post("/v0/bulk", responses=BULK_RESPONSES)
-async def create_bulk_job(body: BulkIn, session: DbSession, settings: AppSettings) -> BulkCreated:
-    """Create a job: one verification task per address, all in one transaction."""
-    job = await bulk.submit(
-        session,
-        emails=body.emails(),
-        options=body.job_options(settings=settings),
-        max_emails=settings.bulk_max_emails,
-    )
+UPLOAD_CHUNK = 64 * 1024
+
+_UPLOAD_SCHEMA = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "A list: one address per line, or a CSV with an email column "
+            "(gzip accepted)",
+        },
+        "from_email": {"type": "string"},
+        "hello_name": {"type": "string"},
+        "proxy": {"type": "string", "description": "The name of a proxy in MXPROBE_PROXIES"},
+        "smtp_port": {"type": "string", "pattern": "^[0-9]{1,5}$"},
+        "smtp_ports": {"type": "string", "description": 'Ports, comma-separated: "25,587"'},
+    },
+}
+
+
+@router.post(
+    "/v0/bulk",
+    responses=BULK_RESPONSES,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/BulkIn"}},
+                "multipart/form-data": {"schema": _UPLOAD_SCHEMA},
+            },
+        }
+    },
+)
+async def create_bulk_job(
+    request: Request, session: DbSession, settings: AppSettings
+) -> BulkCreated:
+    """Create a job from a JSON body (`input_type` array, csv or remote_url) or an uploaded
+    file (`multipart/form-data`). An array, a CSV text or an upload is enqueued whole, in this
+    request's transaction; a URL is checked here and read by a worker (`app.imports`)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data"):
+        job = await _upload(request, session, settings)
+    elif content_type and not _is_json(content_type):
+        raise ApiError(
+            "send the request as JSON (Content-Type: application/json), or a file as "
+            "multipart/form-data"
+        )
+    else:
+        body = _validated(BulkIn, await json_body(request))
+        options = body.job_options(settings=settings)
+        if body.input_type == "array":
+            job = await bulk.submit(
+                session, emails=body.emails(), options=options, max_emails=settings.bulk_max_emails
+            )
+        elif body.input_type == "csv":
+            job = await imports.submit_file(
+                session,
+                _one(str(body.input).encode()),
+                options=options,
+                max_emails=settings.bulk_max_emails,
+            )
+        else:
+            job = await imports.submit_url(
+                session, str(body.input), options=options, settings=settings
+            )
     return BulkCreated(job_id=job.job_id, job_token=job.token)
+
+
+def _is_json(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def json_body(request: Request) -> Any:
+    """The body as JSON, failing as FastAPI's own body parameters fail (`errors.install`
+    words it)."""
+    raw = await request.body()
+    if not raw:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body", exc.pos),
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": exc.msg},
+                }
+            ]
+        ) from exc
+    except (RecursionError, ValueError) as exc:  # too deep, not UTF-8, a 5,000-digit number
+        raise StarletteHTTPException(400, "There was an error parsing the body") from exc
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _validated(model: type[Model], data: Any) -> Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)
+        ]
+        raise RequestValidationError(errors) from None
+
+
+def _form_number(text: str) -> int | str:
+    """A form field's digits as a number (forms carry only text); anything else as given,
+    for the model to refuse."""
+    text = text.strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,5}", text) else text
+
+
+async def _upload(request: Request, session: AsyncSession, settings: Settings) -> bulk.NewJob:
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except MultiPartException as exc:
+        raise ApiError(f"the upload could not be read: {exc.message}") from exc
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ApiError('the upload has no "file" part (the list, as a file)')
+        fields: dict[str, Any] = {
+            name: value
+            for name in ("from_email", "hello_name", "proxy")
+            if isinstance(value := form.get(name), str) and value
+        }
+        port = form.get("smtp_port")
+        if isinstance(port, str) and port.strip():
+            fields["smtp_port"] = _form_number(port)
+        ports = form.get("smtp_ports")
+        if isinstance(ports, str) and ports.strip():
+            fields["smtp_ports"] = [_form_number(p) for p in ports.split(",")]
+        options = _validated(ProbeOptions, fields)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while chunk := await upload.read(UPLOAD_CHUNK):
+                yield chunk
+
+        return await imports.submit_file(
+            session,
+            chunks(),
+            options=job_options(options, settings=settings),
+            max_emails=settings.bulk_max_emails,
+        )
+    finally:
+        await form.close()
 
 
 STATUS_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 HEADER: tuple[str, ...] = (
@@ -120,10 +120,26 @@ def lines(rows: Iterable[Iterable[str]]) -> str:
     return buffer.getvalue()
 
 
-def header() -> str:
-    return lines([HEADER])
+def header(columns: Sequence[str] = ()) -> str:
+    """The header line: a CSV input's own columns (if any), then the 18 result columns."""
+    return lines([[*(neutralised(name) for name in columns), *HEADER]])
 
 
 def encode(outputs: Iterable[Mapping[str, Any]]) -> str:
     """CSV text, without the header, one line per output."""
     return lines(row(output) for output in outputs)
+
+
+def encode_with_cells(
+    rows: Iterable[tuple[Sequence[str] | None, Mapping[str, Any]]], *, width: int
+) -> str:
+    """CSV text, one line per (the input row's other cells, its output): the cells first,
+    padded to `width` columns."""
+    return lines(
+        [
+            *(neutralised(text) for text in (cells or ())),
+            *[""] * (width - len(cells or ())),
+            *row(output),
+        ]
+        for cells, output in rows
+    )

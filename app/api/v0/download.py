@@ -8,9 +8,10 @@ from the database while it is sent, in batches; memory stays flat for a million 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
@@ -52,6 +53,43 @@ async def csv_body(
         yield csv_export.encode(batch).encode()
 
 
+async def json_body_with_cells(
+    factory: bulk.SessionFactory,
+    job_id: int,
+    columns: Sequence[str],
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> AsyncIterator[bytes]:
+    """`json_body` for a job read from a CSV: each result starts with `"row"`, the input row's
+    other cells by column name."""
+    yield b'{"results":['
+    separator = b""
+    async for batch in bulk.stream_with_cells(factory, job_id, batch_size=batch_size):
+        items = (
+            orjson.dumps(
+                {"row": dict(zip(columns, cells or (), strict=False)), **orjson.loads(output)}
+            )
+            for cells, output in batch
+        )
+        yield separator + b",".join(items)
+        separator = b","
+    yield b"]}"
+
+
+async def csv_body_with_cells(
+    factory: bulk.SessionFactory,
+    job_id: int,
+    columns: Sequence[str],
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> AsyncIterator[bytes]:
+    """`csv_body` for a job read from a CSV: the input's own columns come first."""
+    yield csv_export.header(columns).encode()
+    async for batch in bulk.stream_with_cells(factory, job_id, batch_size=batch_size):
+        pairs = ((cells, orjson.loads(output)) for cells, output in batch)
+        yield csv_export.encode_with_cells(pairs, width=len(columns)).encode()
+
+
 @router.get("/v0/bulk/{job_id}/download", responses=DOWNLOAD_RESPONSES)
 @router.get("/v0/bulk/{job_id}/result", responses=DOWNLOAD_RESPONSES)
 @router.get("/v0/bulk/{job_id}/results", responses=DOWNLOAD_RESPONSES)
@@ -62,11 +100,13 @@ async def download_bulk_results(
     format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
 ) -> StreamingResponse:
     """A complete job's results; a cancelled job's results so far. Running: 409."""
-    job_id = (await bulk.downloadable(session, job)).job_id
+    progress = await bulk.downloadable(session, job)
+    job_id, columns = progress.job_id, progress.columns
     if format == "csv":
         return StreamingResponse(
-            csv_body(factory, job_id),
+            csv_body_with_cells(factory, job_id, columns) if columns else csv_body(factory, job_id),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="bulk-{job_id}.csv"'},
         )
-    return StreamingResponse(json_body(factory, job_id), media_type="application/json")
+    body = json_body_with_cells(factory, job_id, columns) if columns else json_body(factory, job_id)
+    return StreamingResponse(body, media_type="application/json")

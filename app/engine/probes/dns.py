@@ -116,13 +116,34 @@ def addresses_of(records: Iterable[dns.rdata.Rdata]) -> list[str]:
     return [str(record.address) for record in records if isinstance(record, A | AAAA)]
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: an IPv4 address in the last 32 bits
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: local use, not global
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated by RFC 4291, with :: and ::1
+
+
 def is_public_address(address: str) -> bool:
     """True for global unicast only: False for private, loopback, link-local, multicast,
-    reserved and other non-global IPs (`is_global` alone lets multicast through)."""
+    reserved and other non-global IPs (`is_global` alone lets multicast through). An IPv6
+    address that carries an IPv4 one (IPv4-mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::/96`,
+    6to4 `2002::/16`) is judged by that IPv4 address: `::ffff:100.64.0.1` is CGNAT, whatever
+    `is_global` says of the IPv6 form."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return _is_global_unicast(ip.ipv4_mapped)
+        if ip.sixtofour is not None:
+            return _is_global_unicast(ip.sixtofour)
+        if ip in _NAT64:
+            return _is_global_unicast(ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF))
+        if ip in _NAT64_LOCAL or ip in _IPV4_COMPATIBLE or ip.is_site_local:
+            return False
+    return _is_global_unicast(ip)
+
+
+def _is_global_unicast(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not ip.is_multicast
 
 

@@ -1,6 +1,7 @@
 """SOCKS5 connections through python-socks, for SMTP probes sent from another IP.
 
-A proxy a request named by host (`ProxyConfig.allow_private` false) is resolved here, every
+A proxy a request named by host (`ProxyConfig.allow_private` false) is resolved by the
+engine's own resolver (`resolved_proxy`, MXPROBE_DNS_NAMESERVERS, as MX hosts are), every
 address it resolves to must be global unicast (`dns.is_public_address`, the MX addresses'
 check), and python-socks is given the address that was checked: nothing resolves the name a
 second time. Operators' proxies (`allow_private`) are trusted and connected to by name.
@@ -13,9 +14,11 @@ scanner. What really happened goes to the log.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 
 from python_socks import ProxyError, ProxyType
 from python_socks.async_.asyncio import Proxy
@@ -70,18 +73,39 @@ async def open_socket(proxy: ProxyConfig, *, host: str, port: int, within: float
 
 
 async def _checked_address(proxy: ProxyConfig) -> str:
-    """The address to connect to: the host's first, once all of them are global unicast."""
+    """The address to connect to, once it is global unicast. The engine resolved the host
+    with its own resolver before (`resolved_proxy`): a name still here did not resolve."""
     try:
-        addresses = [str(ipaddress.ip_address(proxy.host))]
+        address = str(ipaddress.ip_address(proxy.host))
     except ValueError:
-        found = await asyncio.get_running_loop().getaddrinfo(
-            proxy.host, proxy.port, type=socket.SOCK_STREAM
-        )
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
-    refused = [a for a in addresses if not is_public_address(a)]
-    if refused or not addresses:
+        raise _NotAllowed(f"{proxy.host} did not resolve; not connecting") from None
+    if not is_public_address(address):
         raise _NotAllowed(
-            f"{proxy.host} resolves to non-public addresses {', '.join(refused) or '(none)'}; "
-            "not connecting (set MXPROBE_ALLOW_PRIVATE_PROXY=true to allow)"
+            f"{proxy.host} is not a public address; not connecting "
+            "(set MXPROBE_ALLOW_PRIVATE_PROXY=true to allow)"
         )
-    return addresses[0]
+    return address
+
+
+async def resolved_proxy(
+    proxy: ProxyConfig | None, resolve: Callable[[str], Awaitable[list[str]]]
+) -> ProxyConfig | None:
+    """A request's proxy named by host name, as an address the name resolves to (with the
+    engine's resolver, as MX hosts are): its first, or the first that is not public, so
+    that `open_socket` connects to a checked address or refuses. Operator proxies (allowed
+    private) and literal addresses are left as given; a name that does not resolve too."""
+    if proxy is None or proxy.allow_private:
+        return proxy
+    try:
+        ipaddress.ip_address(proxy.host)
+        return proxy
+    except ValueError:
+        pass
+    try:
+        found = await resolve(proxy.host)
+    except errors.EngineError:
+        found = []
+    if not found:
+        return proxy
+    chosen = next((a for a in found if not is_public_address(a)), found[0])
+    return dataclasses.replace(proxy, host=chosen)

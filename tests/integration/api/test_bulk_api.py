@@ -59,8 +59,10 @@ VALID = {"input_type": "array", "input": ["alice@normal.test"]}
     [
         ({"input": ["a@b.test"]}, "input_type field is required"),
         ({"input_type": 5, "input": ["a@b.test"]}, "input_type"),
-        ({"input_type": "remote_url", "input": "https://x.test/l.csv"}, "not supported yet"),
-        ({"input_type": "csv", "input": "a@b.test"}, "not supported yet"),
+        ({"input_type": "remote_url", "input": ["https://x.test/l.csv"]}, "a URL"),
+        ({"input_type": "remote_url", "input": "file:///etc/passwd"}, "http"),
+        ({"input_type": "csv", "input": ["a@b.test"]}, "text of a list"),
+        ({"input_type": "csv", "input": "  "}, "text of a list"),
         ({"input_type": "jsonl", "input": ["a@b.test"]}, "unknown input_type"),
         ({"input_type": "array"}, "input field is required"),
         ({"input_type": "array", "input": None}, "input field is required"),

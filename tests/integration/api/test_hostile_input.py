@@ -490,10 +490,16 @@ async def test_the_openapi_document_describes_the_bodies_and_their_limits(
     to_email = schemas["CheckEmailIn"]["properties"]["to_email"]
     assert "default" not in to_email
     assert (to_email["type"], to_email["minLength"], to_email["maxLength"]) == ("string", 1, 320)
-    bulk_input = schemas["BulkIn"]["properties"]["input"]
-    assert bulk_input["type"] == "array"
-    assert bulk_input["items"]["type"] == "string"
-    assert bulk_input["items"]["maxLength"] == 320
+    by_type = {
+        variant["properties"]["input_type"]["const"]: variant["properties"]["input"]
+        for variant in schemas["BulkIn"]["oneOf"]
+    }
+    assert set(by_type) == {"array", "csv", "remote_url"}
+    assert by_type["array"]["type"] == "array"
+    assert by_type["array"]["items"]["type"] == "string"
+    assert by_type["array"]["items"]["maxLength"] == 320
+    assert by_type["csv"]["type"] == by_type["remote_url"]["type"] == "string"
+    assert by_type["array"] in schemas["BulkIn"]["properties"]["input"]["anyOf"]
     assert set(schemas["BulkIn"]["required"]) == {"input_type", "input"}
     assert {"400", "408", "413"} <= set(check) & set(bulk)
     assert "16384 bytes" in check["413"]["description"]

@@ -28,6 +28,30 @@ from app.engine.probes.dns import is_public_address
         ("fe80::1%lo", False),
         ("fc00::1", False),
         ("::ffff:127.0.0.1", False),
+        # IPv6 forms that carry an IPv4 address are judged by that address
+        ("::ffff:8.8.8.8", True),
+        ("::ffff:10.0.0.1", False),
+        ("::ffff:100.64.0.1", False),  # CGNAT, mapped: `is_global` says True
+        ("::ffff:224.0.0.1", False),  # multicast, mapped: `is_global` says True
+        ("::ffff:169.254.169.254", False),
+        ("::ffff:0.0.0.0", False),
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1: `is_global` says True
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254
+        ("64:ff9b:1::a00:1", False),  # RFC 8215 local-use NAT64
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1: `is_global` says True
+        ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+        ("::127.0.0.1", False),  # deprecated IPv4-compatible: `is_global` says True
+        ("::8.8.8.8", False),
+        ("fec0::1", False),  # deprecated site-local: `is_global` says True
+        ("2001::1", False),  # Teredo
+        ("2001:db8::1", False),  # documentation
+        ("100.64.0.0", False),
+        ("100.127.255.255", False),
+        ("0.1.2.3", False),
+        ("240.0.0.1", False),
+        ("198.18.0.1", False),  # benchmarking
         ("ff02::1", False),
         ("localhost", False),
         ("", False),
