@@ -229,6 +229,8 @@ async def import_url(
         return
     error: str | None = None
     try:
+        if state.cancelled:
+            raise _Stop(None)
         url = _source_url(state, settings)
         await _read(sessions, job_id, url, skip=state.rows, settings=settings)
     except _Stop as stop:

@@ -335,3 +335,29 @@ async def test_status_is_truthful_while_a_large_list_is_read(
             await asyncio.sleep(0.05)
     assert seen[-1]["total_records"] == len(lines)
     assert all(s["job_status"] == "running" and "finished_at" not in s for s in seen)
+
+
+async def test_a_job_cancelled_before_its_list_is_read_reads_nothing(
+    client: httpx.AsyncClient, settings: Settings, http_files: HttpFiles
+) -> None:
+    url = http_files.serve("/list.txt", body(LIST))
+    job_id = await created(
+        await client.post("/v0/bulk", json={"input_type": "remote_url", "input": url})
+    )
+    cancelled = await client.delete(f"/v0/bulk/{job_id}")
+    assert cancelled.status_code == 200, cancelled.text
+    assert len(http_files.requests_for("/list.txt")) == 1  # the POST's check
+
+    async with running_worker(settings):
+        for _ in range(100):
+            with psycopg.connect(str(settings.database_url)) as conn:
+                row = conn.execute(
+                    "SELECT importing, total_records FROM bulk_jobs WHERE id = %s", (job_id,)
+                ).fetchone()
+            if row == (False, 0):
+                break
+            await asyncio.sleep(0.05)
+    assert row == (False, 0)
+    assert len(http_files.requests_for("/list.txt")) == 1  # the worker fetched nothing
+    status = (await client.get(f"/v0/bulk/{job_id}")).json()
+    assert status["job_status"] == "cancelled"
