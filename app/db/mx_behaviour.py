@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 import asyncpg  # type: ignore[import-untyped]
 
+from app.db.unavailable import SharedStore
 from app.engine.rules.adapt import HALF_LIFE, MxStats
-from app.outage import OwnConnection
 
 READ_WINDOW = 4 * HALF_LIFE
 """Rows older than this (weighing 1/16 or less) are not read: they would change no timeout."""
@@ -63,9 +63,12 @@ FROM (
 """
 
 
-class PostgresBehaviourStore(OwnConnection):
+class PostgresBehaviourStore(SharedStore):
     """`BehaviourStore` on table `mx_behaviour`, on one connection of its own (opened again
-    after an outage: a sync that failed is tried again at the next interval)."""
+    after an outage: a sync that failed, with `StoreUnavailable`, is tried again at the next
+    interval)."""
+
+    STORE = "MX behaviour"
 
     @classmethod
     async def connect(cls, dsn: str) -> PostgresBehaviourStore:
@@ -74,7 +77,7 @@ class PostgresBehaviourStore(OwnConnection):
     async def exchange(self, deltas: Mapping[str, MxStats]) -> dict[str, MxStats]:
         keys = sorted(deltas)
         rows = [deltas[key] for key in keys]
-        async with self._own() as conn:
+        async with self._shared() as conn:
             if keys:
                 await conn.execute(
                     _EXCHANGE,

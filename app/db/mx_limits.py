@@ -23,8 +23,9 @@ from collections.abc import Mapping
 
 import asyncpg  # type: ignore[import-untyped]
 
+from app.db.unavailable import SharedStore
+from app.engine import errors
 from app.engine.probes.limits import WANTED_FOR, Lease
-from app.outage import OwnConnection, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ _GLOBAL = "*"
 _RETAKE = "SELECT pg_try_advisory_lock(hashtext('mxprobe:' || $1::text), $2::int)"
 
 
-class PostgresMxLimiter(OwnConnection):
+class PostgresMxLimiter(SharedStore):
     """`MxLimiter` whose budgets hold across all worker processes and hosts.
 
     When the database restarts, the session and every lock it held are gone. On reconnecting
@@ -101,9 +102,12 @@ class PostgresMxLimiter(OwnConnection):
     use (SMTP sessions go on through an outage), and takes no new slot for `REOPEN_GRACE`
     seconds, while the other processes take back theirs. A slot somebody else holds by then is
     dropped, with a warning. A lease of the lost session gives nothing back, and a release
-    during an outage is not an error."""
+    during an outage is not an error; nor is `wanted` (nobody). Every other call made while
+    the database is unreachable raises `StoreUnavailable` (from the driver's error), which the
+    session pool waits out."""
 
     REOPEN_GRACE = 3.0
+    STORE = "MX limits"
 
     def __init__(
         self,
@@ -150,7 +154,7 @@ class PostgresMxLimiter(OwnConnection):
                 del self._leases[ident]
 
     async def try_acquire(self, key: str, *, waiting: bool = True) -> Lease | None:
-        async with self._own() as conn:
+        async with self._shared() as conn:
             if time.monotonic() < self._grace_until:
                 return None  # the other processes are still taking back their slots
             overall = await self._take(conn, _GLOBAL, self._total)
@@ -167,26 +171,24 @@ class PostgresMxLimiter(OwnConnection):
             return lease
 
     async def grow(self, key: str) -> None:
-        async with self._own() as conn:
+        async with self._shared() as conn:
             await conn.execute(_GROW, key, self.limit(key))
 
     async def error_limit(self, key: str) -> int | None:
-        async with self._own() as conn:
+        async with self._shared() as conn:
             limit = await conn.fetchval(_ERRORS, key)
         return None if limit is None else int(limit)
 
     async def learn_error_limit(self, key: str, limit: int) -> None:
-        async with self._own() as conn:
+        async with self._shared() as conn:
             await conn.execute(_LEARN_ERRORS, key, limit)
 
     async def wanted(self) -> set[str]:
         """(Nobody, while the database is unreachable.)"""
         try:
-            async with self._own() as conn:
+            async with self._shared() as conn:
                 return {row["key"] for row in await conn.fetch(_WANTED, WANTED_FOR)}
-        except Exception as exc:
-            if not is_outage(exc):
-                raise
+        except errors.StoreUnavailable:
             return set()
 
     async def _mark_wanted(self, conn: asyncpg.Connection, key: str) -> None:
@@ -199,7 +201,7 @@ class PostgresMxLimiter(OwnConnection):
             await conn.execute(_WANT, key)
 
     async def refused(self, key: str, *, seconds: float) -> None:
-        async with self._own() as conn:
+        async with self._shared() as conn:
             await conn.execute(_REFUSED, key, float(seconds))
 
     async def _take(
@@ -223,11 +225,9 @@ class PostgresMxLimiter(OwnConnection):
             return  # a lease of a lost session
         slot, overall = divmod(lease.token, 1_000_000)
         try:
-            async with self._own() as conn:
+            async with self._shared() as conn:
                 if self._leases.pop(id(lease), None) is lease:
                     await self._give_back(conn, lease.key, slot)
                     await self._give_back(conn, _GLOBAL, overall)
-        except Exception as exc:
-            if not is_outage(exc):
-                raise
-            self._leases.pop(id(lease), None)
+        except errors.StoreUnavailable:
+            self._leases.pop(id(lease), None)  # its connection, and the slot with it, is gone

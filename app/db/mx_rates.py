@@ -14,8 +14,8 @@ from collections.abc import Mapping
 
 import asyncpg  # type: ignore[import-untyped]
 
+from app.db.unavailable import SharedStore
 from app.engine.rules.rates import Rate, Rates
-from app.outage import OwnConnection
 
 # $2 is the span booked (count x interval, in seconds). The clock is read once, in `now`, so
 # the delay returned is exactly the booked send time minus that moment. A reservation that
@@ -33,9 +33,12 @@ SELECT extract(epoch FROM booked.next_at - now.t)::float8 - $2::float8 FROM book
 """
 
 
-class PostgresRateLimiter(OwnConnection):
+class PostgresRateLimiter(SharedStore):
     """`RateLimiter` whose schedules hold across all worker processes and hosts (its
-    connection is opened again after an outage)."""
+    connection is opened again after an outage; a reservation meanwhile raises
+    `StoreUnavailable`)."""
+
+    STORE = "MX send rates"
 
     def __init__(
         self,
@@ -59,6 +62,6 @@ class PostgresRateLimiter(OwnConnection):
         span = self._rates.span(key, count)
         if not span:
             return 0.0
-        async with self._own() as conn:
+        async with self._shared() as conn:
             delay = await conn.fetchval(_RESERVE, key, span)
         return max(float(delay), 0.0)

@@ -91,3 +91,12 @@ class PrivateMxRefused(EngineError):
     """The MX resolves to a private/loopback/non-routable address and that is not allowed."""
 
     kind = "PrivateMx"
+
+
+# --- stores shared with other processes ----------------------------------------------------
+class StoreUnavailable(EngineError):
+    """A store shared with other processes (MX limits, send rates, MX behaviour; PostgreSQL
+    for the API and workers) cannot be reached for now: restarting, down, failing over. Its
+    adapter raises this from the driver's error; the engine waits, or goes on without it."""
+
+    kind = "StoreUnavailable"

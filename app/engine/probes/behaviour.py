@@ -17,6 +17,7 @@ import logging
 from collections.abc import Mapping
 from typing import Protocol
 
+from app.engine.probes import stores
 from app.engine.rules import adapt
 from app.engine.rules.adapt import MxStats
 
@@ -27,7 +28,8 @@ class BehaviourStore(Protocol):
     async def exchange(self, deltas: Mapping[str, MxStats]) -> dict[str, MxStats]:
         """Add `deltas` (what one process saw since its last exchange; each latency the mean
         of its replies) to the shared record, and return the shared view of every group
-        seen recently, this process's deltas included."""
+        seen recently, this process's deltas included. Raises `errors.StoreUnavailable` when
+        the store cannot be reached."""
         ...
 
 
@@ -117,7 +119,15 @@ async def sync_every(
     book: MxBehaviour, store: BehaviourStore, *, interval: float, stop: asyncio.Event
 ) -> None:
     """Sync every `interval` seconds, and once more when `stop` is set, then return. A failed
-    sync is logged and the next one tried: the probes go on with what the book knows."""
+    sync is logged and the next one tried: the probes go on with what the book knows. While
+    the store is unavailable (`errors.StoreUnavailable`: a database outage), that is one line
+    when it goes and one when a sync works again; any other error is logged with its traceback
+    (see `stores.StoreWatch`)."""
+    watch = stores.StoreWatch(
+        log,
+        doing="share MX behaviour",
+        meanwhile=f"this process goes on with what it saw; trying again every {interval:g} s",
+    )
     while True:
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
@@ -125,7 +135,9 @@ async def sync_every(
             pass
         try:
             await sync(book, store)
-        except Exception:
-            log.warning("could not share MX behaviour; trying again later", exc_info=True)
+        except Exception as exc:
+            watch.failed(exc)
+        else:
+            watch.worked()
         if stop.is_set():
             return

@@ -18,6 +18,16 @@ for longer than a flight takes, and the shared budget grows by one (`MxLimiter.g
 connect ("too many connections") sets the group's budget, for every process sharing it, to the
 sessions that were open when refused (`MxLimiter.refused`), and the recipients wait for a
 session instead of failing.
+
+The limiter (and the rate limiter) may be shared through a database that goes away for a
+while: its calls then raise `errors.StoreUnavailable`, and any limiter may have a bug that
+raises anything. Neither ends the pool's background tasks nor loses a recipient: no new
+session opens while no slot can be taken (the recipients wait, as for a busy group, and after
+`slot_wait` with no session of ours serving them are told `NoSlot`, to try again), sessions
+already open carry on, what the limiter only advises (learnt limits, who waits for a slot) is
+done without, and once it answers again the group grows as before. The log has one line when
+it stops answering and one when it answers again (`stores.StoreWatch`); other errors are
+logged with their traceback.
 """
 
 from __future__ import annotations
@@ -25,21 +35,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from app.engine import errors
 from app.engine.config import ProxyConfig
+from app.engine.probes import stores
 from app.engine.probes.behaviour import MxBehaviour
 from app.engine.probes.limits import Lease, MxLimiter, NoSlot, RateLimiter
 from app.engine.probes.smtp import Flight, Reply, rcpt_to
 from app.engine.rules import replies
 from app.engine.rules.providers import ProviderPolicy
 from app.engine.rules.replies import Outcome
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Recipients one MAIL FROM carries before RSET starts a new transaction (RFC 5321 §4.5.3.1.8
 # asks servers to take at least 100).
@@ -198,6 +213,17 @@ class SessionPool:
         self._wanted_read = 0.0
         self._yielded_at: dict[str, float] = {}
         self._closing = False
+        self._unreleased: list[Lease] = []  # slots whose release raised: given back later
+        self._limits = stores.StoreWatch(
+            log,
+            doing="reach the MX limiter",
+            meanwhile="no new SMTP session opens until it answers; open ones carry on",
+        )
+        self._rates_watch = stores.StoreWatch(
+            log,
+            doing="book MX send rates",
+            meanwhile="recipients wait for it (then are told to try again)",
+        )
 
     async def ask(
         self,
@@ -219,6 +245,7 @@ class SessionPool:
         if lane is None:
             lane = self._lanes[route] = _Lane(route, self._within_learnt(policy, route.limit_key))
         if self._max_waiters is not None and len(lane.queue) >= self._max_waiters:
+            self._staff(lane)  # those waiting are being served, or will be
             raise NoSlot(
                 f"{len(lane.queue)} checks already wait for {route.mx_host}", key=route.limit_key
             )
@@ -250,13 +277,38 @@ class SessionPool:
                 lane.hiring.cancel()
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):  # logged by the watch; nothing more to do
+            await self._give_back_unreleased()
 
     def _spawn(self, coroutine: Awaitable[None], *, name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coroutine)
         task.set_name(name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._ended)
         return task
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A background task is done: none ends with an error unseen (a bug, as they catch
+        what the limiter and the sessions raise)."""
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("%s ended with an error", task.get_name(), exc_info=exc)
+
+    async def _limiter_says(
+        self, call: Callable[[], Awaitable[T]], *, otherwise: T, proof: bool = True
+    ) -> T:
+        """`call()`'s value, or `otherwise` when it raises (logged by the watch): what the
+        limiter advises beyond slots (learnt limits, who waits) the pool does without for a
+        while. `proof`: its success shows the limiter answers again (`wanted` succeeds during
+        an outage, by design: nobody is known to wait)."""
+        try:
+            value = await call()
+        except Exception as exc:
+            self._limits.failed(exc)
+            return otherwise
+        if proof:
+            self._limits.worked()
+        return value
 
     # -- sessions for a lane ---------------------------------------------------------------
 
@@ -298,10 +350,15 @@ class SessionPool:
             lease = None
             yielding = time.monotonic() - self._yielded_at.get(key, -YIELD_FOR) < YIELD_FOR
             if lane.starting == 0 and not yielding and (lane.runners == 0 or self._overdue(lane)):
-                lease = await self._limiter.try_acquire(key, waiting=lane.runners == 0)
-                if lease is None and self._overdue(lane):
-                    await self._grow(key)
-                    lease = await self._limiter.try_acquire(key, waiting=lane.runners == 0)
+                try:
+                    lease = await self._acquire(lane)
+                except Exception as exc:
+                    # No slot can be taken for now (the database is down, say): the recipients
+                    # wait, and the limiter is asked again after a pause.
+                    self._limits.failed(exc)
+                    await asyncio.sleep(self._limits.pause())
+                    continue
+                self._limits.worked()
             if lease is not None:
                 lane.runners += 1
                 lane.starting += 1
@@ -314,17 +371,42 @@ class SessionPool:
                 await asyncio.wait_for(event.wait(), timeout=pause)
             pause = min(pause * 2, 0.25 if lane.runners else 0.1)
 
+    async def _acquire(self, lane: _Lane) -> Lease | None:
+        """A slot for the lane's group if one is free now, growing the group's budget first
+        if recipients are overdue; raises what the limiter raises."""
+        key = lane.route.limit_key
+        await self._give_back_unreleased()
+        lease = await self._limiter.try_acquire(key, waiting=lane.runners == 0)
+        if lease is None and self._overdue(lane):
+            await self._grow(key)
+            lease = await self._limiter.try_acquire(key, waiting=lane.runners == 0)
+        return lease
+
+    async def _give_back_unreleased(self) -> None:
+        """Release again the slots whose release raised (a limiter that lost its database
+        gives nothing back, as the database dropped them: this is for any other error, after
+        which a slot would be held for good); raises what the limiter raises."""
+        while self._unreleased:
+            await self._limiter.release(self._unreleased[0])
+            del self._unreleased[0]
+
     async def _connect(self, lane: _Lane, lease: Lease) -> Session | None:
         """A session on the lane's route, or None (its recipients told, or left waiting)."""
+        limit = await self._limiter_says(
+            lambda: self._limiter.error_limit(lease.key), otherwise=None
+        )
+        if limit is not None:
+            self._learn_error_limit(lease.key, limit)  # as another process learnt it
         try:
-            if (limit := await self._limiter.error_limit(lease.key)) is not None:
-                self._learn_error_limit(lease.key, limit)  # as another process learnt it
             session = await self._opener(lane.route)
         except errors.SmtpError as exc:
             busy = _says_busy(exc)
             if busy or isinstance(exc, errors.SmtpTimeout):
                 # The group wants fewer of our sessions: its budget becomes what was open.
-                await self._limiter.refused(lease.key, seconds=self._busy_cooldown)
+                await self._limiter_says(
+                    lambda: self._limiter.refused(lease.key, seconds=self._busy_cooldown),
+                    otherwise=None,
+                )
             if busy:
                 lane.refusals += 1
                 if lane.refusals < MAX_REFUSALS:
@@ -386,7 +468,11 @@ class SessionPool:
                 # Taking turns: somebody else (another process, most likely) waits for this
                 # group; the slot is theirs before our next session's.
                 self._yielded_at[lease.key] = time.monotonic()
-            await self._limiter.release(lease)
+            try:
+                await self._limiter.release(lease)
+            except Exception as exc:
+                self._limits.failed(exc)
+                self._unreleased.append(lease)  # given back with the next slot taken
             self._wake(lease.key)
             if lane.queue and not self._closing:
                 self._staff(lane)
@@ -444,7 +530,9 @@ class SessionPool:
         `WANTED_POLL` seconds, however many sessions idle)."""
         if time.monotonic() - self._wanted_read >= WANTED_POLL:
             self._wanted_read = time.monotonic()
-            self._wanted = await self._limiter.wanted()
+            self._wanted = await self._limiter_says(
+                self._limiter.wanted, otherwise=set(), proof=False
+            )
         return self._wanted
 
     def _spent(self, policy: ProviderPolicy, state: _Session) -> bool:
@@ -491,6 +579,28 @@ class SessionPool:
         )
         return taken
 
+    async def _reserve(self, key: str, count: int) -> None:
+        """Wait until `count` more RCPTs may go to group `key` (its send rate, if any). While
+        the rate limiter's store is unavailable, wait for it, up to `slot_wait`: then
+        `NoSlot`, so that the flight's recipients try again later, and are never sent faster
+        than the rate allows. Any other error of the rate limiter is raised."""
+        if self._rates is None:
+            return
+        deadline = time.monotonic() + self._slot_wait
+        while True:
+            try:
+                delay = await self._rates.reserve(key, count)
+            except errors.StoreUnavailable as exc:
+                self._rates_watch.failed(exc)
+                if self._closing or time.monotonic() >= deadline:
+                    raise NoSlot(f"no send rate for {key}: {exc}", key=key) from exc
+                await asyncio.sleep(self._rates_watch.pause())
+                continue
+            self._rates_watch.worked()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return
+
     async def _fly(self, lane: _Lane, state: _Session, flight: list[_Ask]) -> None:
         """Send the flight's commands, match the replies to the recipients, settle each."""
         session = state.session
@@ -511,10 +621,7 @@ class SessionPool:
             prelude.append("RSET")
         if prelude or not state.in_transaction:
             prelude.append(session.mail_from(utf8=utf8))
-        if self._rates is not None:
-            delay = await self._rates.reserve(lane.route.limit_key, len(flight))
-            if delay > 0:
-                await asyncio.sleep(delay)
+        await self._reserve(lane.route.limit_key, len(flight))
         started = time.monotonic()
         got, error = await _exchange(session, [*prelude, *(rcpt_to(a.recipient) for a in flight)])
         self._observe(lane.route.limit_key, got, error)
@@ -541,10 +648,7 @@ class SessionPool:
                 and 200 <= answered.get(id(a), _NO_REPLY).code < 300
             }
             if wanted and error is None:
-                if self._rates is not None:
-                    await asyncio.sleep(
-                        await self._rates.reserve(lane.route.limit_key, len(wanted))
-                    )
+                await self._reserve(lane.route.limit_key, len(wanted))
                 more, error = await _exchange(session, [rcpt_to(p) for p in wanted.values()])
                 self._observe(lane.route.limit_key, more, error)
                 state.probed.update(zip(wanted, more, strict=False))
@@ -562,7 +666,10 @@ class SessionPool:
             # session ends with its QUIT answered rather than with "too many errors".
             limit = max(1, state.invalid - 1)
             self._learn_error_limit(lane.route.limit_key, limit)
-            await self._limiter.learn_error_limit(lane.route.limit_key, limit)
+            await self._limiter_says(
+                lambda: self._limiter.learn_error_limit(lane.route.limit_key, limit),
+                otherwise=None,
+            )
         requeue: list[_Ask] = []
         for ask in flight:
             reply = answered.get(id(ask))

@@ -15,6 +15,7 @@ import pytest
 from app.db.mx_behaviour import PostgresBehaviourStore
 from app.db.mx_limits import PostgresMxLimiter
 from app.db.mx_rates import PostgresRateLimiter
+from app.engine import errors
 from app.engine.rules.adapt import MxStats
 from app.engine.rules.rates import Rate
 from app.outage import is_outage
@@ -100,8 +101,10 @@ async def test_a_release_while_the_database_is_down_is_not_an_error(
     try:
         await limiter.release(lease)  # the server dropped the lock with the session
         assert await limiter.wanted() == set()
-        with pytest.raises(OSError, match="Connect call failed"):
+        with pytest.raises(errors.StoreUnavailable, match="Connect call failed") as failed:
             await limiter.try_acquire("mx.b.test")
+        assert isinstance(failed.value.__cause__, OSError)  # the driver's error, kept
+        assert is_outage(failed.value)
     finally:
         restartable_postgres.start()
     for _ in range(int(2 * PostgresMxLimiter.REOPEN_GRACE / 0.05)):  # reconnect, then grace
@@ -130,3 +133,52 @@ async def test_rates_and_behaviour_reconnect_after_a_restart(
     finally:
         await rates.close()
         await store.close()
+
+
+async def test_while_the_database_is_down_every_store_says_so_in_the_engines_terms(
+    limiter: PostgresMxLimiter, restartable_postgres: RestartablePostgres
+) -> None:
+    """The engine may not import the driver: `StoreUnavailable`, and it tells an outage from a
+    bug (`stores.StoreWatch`: one line for an outage, a traceback for a bug)."""
+    url = restartable_postgres.url
+    rates = await PostgresRateLimiter.connect(url, default=Rate(count=100, unit="s"))
+    store = await PostgresBehaviourStore.connect(url)
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "try_acquire": lambda: limiter.try_acquire("mx.d.test"),
+        "grow": lambda: limiter.grow("mx.d.test"),
+        "refused": lambda: limiter.refused("mx.d.test", seconds=1.0),
+        "error_limit": lambda: limiter.error_limit("mx.d.test"),
+        "learn_error_limit": lambda: limiter.learn_error_limit("mx.d.test", 3),
+        "reserve": lambda: rates.reserve("mx.d.test"),
+        "exchange": lambda: store.exchange({"mx.d.test": MxStats(replies=1.0)}),
+    }
+    try:
+        restartable_postgres.stop()
+        try:
+            for name, call in calls.items():
+                with pytest.raises(errors.StoreUnavailable, match="database unavailable"):
+                    await call()
+                assert await limiter.wanted() == set(), name  # nobody known to wait
+        finally:
+            restartable_postgres.start()
+        assert await once_back(calls["exchange"]) != {}
+    finally:
+        await rates.close()
+        await store.close()
+
+
+async def test_a_connection_left_mid_protocol_is_dropped_and_the_next_statement_reopens(
+    limiter: PostgresMxLimiter,
+) -> None:
+    """What asyncpg raises when the server's FATAL reached an idle connection just before it
+    hung up (app.db.unavailable): an outage, and the connection is not used again."""
+    with pytest.raises(errors.StoreUnavailable, match="InternalClientError") as raised:
+        async with limiter._shared() as stuck:
+            raise asyncpg.exceptions.InternalClientError(
+                "cannot switch to state 12; another operation (2) is in progress"
+            )
+
+    assert isinstance(raised.value.__cause__, asyncpg.exceptions.InternalClientError)
+    assert stuck.is_closed()
+    await limiter.learn_error_limit("mx.e.test", 3)  # on a new connection
+    assert await limiter.error_limit("mx.e.test") == 3

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Mapping
 
 import pytest
 
+from app.engine import errors
 from app.engine.probes.behaviour import MxBehaviour, sync, sync_every
 from app.engine.rules.adapt import COMMAND_FLOOR, TARPIT_CONNECT, MxStats, merged
 
@@ -135,3 +138,69 @@ async def test_a_failed_sync_is_logged_and_the_next_one_goes_ahead(
 
     assert "could not share MX behaviour" in caplog.text
     assert book.stats(KEY) == MxStats(timeouts=1)
+
+
+class UnreachableStore(MemoryStore):
+    """A store whose database goes away for `failures` exchanges, then comes back."""
+
+    def __init__(self, *, failures: int, error: Exception) -> None:
+        super().__init__()
+        self.failures = failures
+        self.error = error
+
+    async def exchange(self, deltas: Mapping[str, MxStats]) -> dict[str, MxStats]:
+        if self.failures:
+            self.exchanges += 1
+            self.failures -= 1
+            raise self.error
+        return await super().exchange(deltas)
+
+
+async def run_until_shared(store: MemoryStore) -> None:
+    book, stop = MxBehaviour(), asyncio.Event()
+    task = asyncio.create_task(sync_every(book, store, interval=0.001, stop=stop))
+    await asyncio.wait_for(store.succeeded.wait(), timeout=5)
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+
+
+async def test_an_outage_is_one_line_when_it_starts_and_one_when_sharing_works_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 3-minute outage was ~1,500 tracebacks in a worker's log: now it is two lines."""
+    caplog.set_level(logging.DEBUG, logger="app.engine.probes.behaviour")
+    outage = errors.StoreUnavailable(
+        "MX behaviour: database unavailable (CannotConnectNowError: the database system is "
+        "shutting down)"
+    )
+    store = UnreachableStore(failures=50, error=outage)
+
+    await run_until_shared(store)
+
+    said = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert [r.getMessage() for r in said] == [
+        f"could not share MX behaviour: {outage}; this process goes on with what it saw; "
+        "trying again every 0.001 s",
+        said[1].getMessage(),
+    ]
+    assert re.fullmatch(
+        r"can share MX behaviour again, after 50 failed calls in [0-9.]+ s", said[1].getMessage()
+    )
+    assert all(r.exc_info is None for r in caplog.records)  # no traceback for an outage
+    assert store.exchanges > 50
+
+
+async def test_a_bug_keeps_its_traceback_once_however_often_it_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.engine.probes.behaviour")
+    store = UnreachableStore(failures=20, error=ValueError("column mx_behaviour.busy is NaN"))
+
+    await run_until_shared(store)
+
+    assert [(r.levelno, r.getMessage()) for r in caplog.records][:1] == [
+        (logging.ERROR, "could not share MX behaviour; trying again later")
+    ]
+    assert caplog.records[0].exc_info is not None
+    assert "ValueError: column mx_behaviour.busy is NaN" in caplog.text
+    assert len(caplog.records) == 2  # and "can share MX behaviour again, after 20 ..."

@@ -4,13 +4,18 @@ batching, budgets and the learnt connection limit are pinned without sockets."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gc
+import logging
+import re
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
 
 from app.engine import errors
-from app.engine.probes.limits import LocalMxLimiter
+from app.engine.probes.limits import Lease, LocalMxLimiter, NoSlot
 from app.engine.probes.pool import MAX_REFUSALS, ConnectFailed, Route, SessionPool
 from app.engine.probes.smtp import Flight, Reply
 from app.engine.rules.providers import Provider, ProviderPolicy, policy_for
@@ -261,3 +266,218 @@ async def test_a_server_that_hangs_up_after_a_few_errors_teaches_the_session_bud
     assert codes == [550] * 12 + [250]  # every recipient answered, none lost to the hang-ups
     rcpts = [sum(line.startswith("RCPT") for line in write) for write in server.writes]
     assert max(rcpts[1:]) <= 2  # after the first hang-up, fewer than the server takes
+
+
+class FlakyLimiter(LocalMxLimiter):
+    """A `LocalMxLimiter` whose store goes away when told: then every call raises `failure`,
+    but `wanted` (nobody) and `release` (the server dropped the slot with the session), as
+    `PostgresMxLimiter` does during a database outage. `every_call`: those two raise too."""
+
+    def __init__(self, *, per_mx: int, every_call: bool = False) -> None:
+        super().__init__(per_mx=per_mx, total=100)
+        self.failure: Exception | None = None
+        self.every_call = every_call
+        self.failed = 0
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            self.failed += 1
+            raise self.failure
+
+    async def try_acquire(self, key: str, *, waiting: bool = True) -> Lease | None:
+        self._check()
+        return await super().try_acquire(key, waiting=waiting)
+
+    async def grow(self, key: str) -> None:
+        self._check()
+        await super().grow(key)
+
+    async def refused(self, key: str, *, seconds: float) -> None:
+        self._check()
+        await super().refused(key, seconds=seconds)
+
+    async def error_limit(self, key: str) -> int | None:
+        self._check()
+        return await super().error_limit(key)
+
+    async def learn_error_limit(self, key: str, limit: int) -> None:
+        self._check()
+        await super().learn_error_limit(key, limit)
+
+    async def wanted(self) -> set[str]:
+        if self.failure is None:
+            return await super().wanted()
+        if self.every_call:
+            self._check()
+        return set()
+
+    async def release(self, lease: Lease) -> None:
+        if self.every_call:
+            self._check()
+        await super().release(lease)
+
+
+OUTAGE = errors.StoreUnavailable(
+    "MX limits: database unavailable (ConnectionRefusedError: [Errno 111] Connect call failed)"
+)
+
+
+@dataclass
+class Worker:
+    """What a worker's tasks do with the pool: `concurrency` of them, each asking for one
+    recipient at a time, with its domain's catch-all probe; one told `NoSlot` is deferred and
+    asked again a moment later."""
+
+    pool: SessionPool
+    policy: ProviderPolicy = POLICY
+    concurrency: int = 10
+    answers: dict[str, list[int]] = field(default_factory=dict)
+    deferred: int = 0
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    wanted: int = 0  # `answered` is set once this many recipients have their answer
+
+    async def until_answered(self, count: int) -> None:
+        self.answered.clear()
+        self.wanted = count
+        if len(self.answers) < count:
+            await self.answered.wait()
+
+    async def run(self, recipients: Sequence[str]) -> None:
+        todo = deque(recipients)
+
+        async def task() -> None:
+            while todo:
+                recipient = todo.popleft()
+                domain = recipient.partition("@")[2]
+                try:
+                    answer = await self.pool.ask(
+                        ROUTE,
+                        policy=self.policy,
+                        recipient=recipient,
+                        domain=domain,
+                        catch_all_probe=f"probe@{domain}",
+                    )
+                except NoSlot:
+                    self.deferred += 1
+                    todo.append(recipient)
+                    await asyncio.sleep(0.01)
+                else:
+                    self.answers.setdefault(recipient, []).append(answer.reply.code)
+                    if len(self.answers) >= self.wanted:
+                        self.answered.set()
+
+        await asyncio.gather(*(task() for _ in range(self.concurrency)))
+
+
+def unretrieved_task_errors() -> list[dict[str, object]]:
+    """Install (on the running loop) a handler that collects what asyncio would log, such as
+    "Task exception was never retrieved"."""
+    seen: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: seen.append(context))
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("failure", "every_call"),
+    [(OUTAGE, False), (RuntimeError("a bug in the limiter"), True)],
+    ids=["outage", "bug"],
+)
+async def test_a_limiter_that_fails_for_a_while_loses_no_recipient_and_no_task(
+    failure: Exception, every_call: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database behind the limiter goes away while a worker's tasks use the pool (the
+    `--down 5` benchmark found the pool's tasks dead, and a group left on one session for the
+    rest of the job): every recipient is answered once, no background task dies, the group
+    grows again once the limiter is back, and the log has one line for each change."""
+    caplog.set_level(logging.INFO, logger="app.engine.probes.pool")
+    unretrieved = unretrieved_task_errors()
+    server = ScriptedServer(latency=0.02)
+    limiter = FlakyLimiter(per_mx=4, every_call=every_call)
+    pool = SessionPool(opener=server.opener, limiter=limiter, max_waiters=4, slot_wait=0.5)
+    # Sessions of 40 recipients: new ones open all along, so the limiter is asked all along.
+    worker = Worker(pool, dataclasses.replace(POLICY, max_rcpts_per_session=40))
+    recipients = [f"{'ok' if i % 5 else 'no'}{i}@d{i % 25}.example.test" for i in range(600)]
+    peak_after: list[int] = []
+
+    async def outage() -> None:
+        await worker.until_answered(100)
+        limiter.failure = failure
+        await asyncio.sleep(1.0)  # twice the slot wait: some recipients are told to try again
+        limiter.failure = None
+        server.peak = server.open  # from now on: does the group grow again?
+        await worker.until_answered(len(recipients) - 20)
+        peak_after.append(server.peak)
+
+    try:
+        await asyncio.wait_for(asyncio.gather(worker.run(recipients), outage()), timeout=60)
+    finally:
+        await pool.close()
+    gc.collect()
+    await asyncio.sleep(0)
+
+    assert limiter.failed > 0
+    assert {r: codes for r, codes in worker.answers.items()} == {
+        r: [250 if r.startswith("ok") else 550] for r in recipients
+    }
+    assert peak_after[0] >= 2  # grown again past one session
+    assert limiter.in_use(ROUTE.limit_key) == 0  # every slot given back, none lost to a failure
+    assert unretrieved == []
+    said = [r for r in caplog.records if r.name == "app.engine.probes.pool"]
+    assert [re.sub(r"[:;].*| in [0-9.]+ s$", "", r.message) for r in said] == [
+        "could not reach the MX limiter",
+        f"can reach the MX limiter again, after {limiter.failed} failed calls",
+    ]
+    assert (said[0].exc_info is not None) == (failure is not OUTAGE)  # a bug keeps its traceback
+    assert all(r.exc_info is None for r in said[1:])
+
+
+class FlakyRates:
+    """A `RateLimiter` with no limit, whose store is away while `failure` is set."""
+
+    def __init__(self) -> None:
+        self.failure: Exception | None = None
+        self.booked = 0
+
+    async def reserve(self, key: str, count: int = 1) -> float:
+        if self.failure is not None:
+            raise self.failure
+        self.booked += count
+        return 0.0
+
+
+async def test_recipients_wait_for_the_send_rates_to_come_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server, rates = ScriptedServer(), FlakyRates()
+    rates.failure = OUTAGE
+    pool = SessionPool(
+        opener=server.opener, limiter=LocalMxLimiter(per_mx=2, total=10), rates=rates, slot_wait=5
+    )
+    asyncio.get_running_loop().call_later(0.3, setattr, rates, "failure", None)
+
+    codes = await ask_all(pool, ["ok1@example.test", "no1@example.test"])
+
+    assert codes == [250, 550]
+    assert rates.booked == 2  # nothing went out unbooked
+    said = [r.getMessage() for r in caplog.records if r.name == "app.engine.probes.pool"]
+    assert [m.split(":")[0] for m in said] == [
+        "could not book MX send rates",
+        said[1].split(":")[0],
+    ]
+    assert said[1].startswith("can book MX send rates again")
+
+
+async def test_send_rates_away_for_longer_than_the_slot_wait_mean_try_again() -> None:
+    server, rates = ScriptedServer(), FlakyRates()
+    rates.failure = OUTAGE
+    pool = SessionPool(
+        opener=server.opener,
+        limiter=LocalMxLimiter(per_mx=2, total=10),
+        rates=rates,
+        slot_wait=0.2,
+    )
+
+    with pytest.raises(NoSlot, match=re.escape("no send rate for mx.example.test")):
+        await ask_all(pool, ["ok1@example.test"])
+
+    assert not any(line.startswith("RCPT") for write in server.writes for line in write)
