@@ -8,13 +8,15 @@ request handler that starts them (the response is streamed after the handler ret
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeAlias
 
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import queue
+from app import queue, webhooks
 from app.db import jobs, proxy_credentials, results
 from app.db.jobs import JobOptions, JobProgress, JobRef, NewJob
 
@@ -24,7 +26,9 @@ __all__ = [
     "JOB_REF_PATTERN",
     "MAX_JOB_ID",
     "BadJobRef",
+    "BadWebhook",
     "BulkError",
+    "BulkStatus",
     "EmptyInput",
     "JobNotFinished",
     "JobNotFound",
@@ -34,12 +38,17 @@ __all__ = [
     "JobStatus",
     "NewJob",
     "SessionFactory",
+    "Summary",
     "TooManyEmails",
+    "WebhookState",
     "cancel",
     "downloadable",
+    "iso8601",
     "job_ref",
     "job_status",
+    "recent",
     "status",
+    "status_body",
     "stream_json",
     "stream_outputs",
     "stream_with_cells",
@@ -71,6 +80,10 @@ class JobNotFinished(BulkError):
             f"job {progress.job_id} is still running ({progress.total_processed} of "
             f"{progress.total_records} processed): download it once job_status is complete"
         )
+
+
+class BadWebhook(BulkError):
+    """A webhook URL that is refused (400)."""
 
 
 class EmptyInput(BulkError):
@@ -143,15 +156,104 @@ def job_status(progress: JobProgress) -> JobStatus:
     return JobStatus.RUNNING
 
 
+class Summary(BaseModel):
+    total_safe: int
+    total_invalid: int
+    total_risky: int
+    total_unknown: int
+
+
+class WebhookState(BaseModel):
+    delivered: int
+    failing: int
+    given_up: int
+    last_status: int | None
+    last_error: str | None
+
+
+class BulkStatus(BaseModel):
+    """The spec's fields, in its order; `finished_at` only once the job is complete."""
+
+    job_id: int
+    created_at: str
+    finished_at: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    total_records: int
+    total_processed: int
+    summary: Summary
+    job_status: JobStatus
+    error: str | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="Ours: why reading the job's list (remote_url) stopped before its end; "
+        "the rows read until then are verified",
+    )
+    webhook: dict[str, WebhookState] | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="Ours, for a job with a webhook: per kind (on_each_email, on_complete), "
+        "its messages delivered, failing (being retried) and given up, and the last try's "
+        "HTTP status or error",
+    )
+
+
+def iso8601(moment: datetime) -> str:
+    """`2017-04-15T20:00:06.000Z`."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def status_body(progress: JobProgress) -> dict[str, Any]:
+    status = job_status(progress)
+    finished_at = progress.finished_at if status is JobStatus.COMPLETE else None
+    return BulkStatus(
+        job_id=progress.job_id,
+        created_at=iso8601(progress.created_at),
+        finished_at=iso8601(finished_at) if finished_at else None,
+        total_records=progress.total_records,
+        total_processed=progress.total_processed,
+        summary=Summary(
+            total_safe=progress.total_safe,
+            total_invalid=progress.total_invalid,
+            total_risky=progress.total_risky,
+            total_unknown=progress.total_unknown,
+        ),
+        job_status=status,
+        error=progress.import_error,
+        webhook=None
+        if progress.webhook is None
+        else {
+            kind: WebhookState.model_validate(state.to_json())
+            for kind, state in progress.webhook.items()
+        },
+    ).model_dump(mode="json")
+
+
 async def submit(
-    session: AsyncSession, *, emails: Sequence[str], options: JobOptions, max_emails: int
+    session: AsyncSession,
+    *,
+    emails: Sequence[str],
+    options: JobOptions,
+    max_emails: int,
+    webhook: Mapping[str, Any] | None = None,
+    allow_private_urls: bool = False,
 ) -> NewJob:
-    """Create the job and one verification task per address, in the session's transaction."""
+    """Create the job and one verification task per address, in the session's transaction.
+    `webhook`: the request's webhooks (`POST /v1/bulk`), stored on the job; a URL that is
+    known to be refused now (not http(s), a literal private address unless
+    `allow_private_urls`: MXPROBE_ALLOW_PRIVATE_URLS) is `BadWebhook`."""
     if not emails:
         raise EmptyInput
     if len(emails) > max_emails:
         raise TooManyEmails(given=len(emails), limit=max_emails)
-    job = await jobs.create(session, total_records=len(emails), options=options)
+    try:
+        config = webhooks.checked(webhook, allow_private=allow_private_urls)
+    except webhooks.BadWebhook as exc:
+        raise BadWebhook(str(exc)) from None
+    job = await jobs.create(
+        session,
+        total_records=len(emails),
+        options=options,
+        webhook=config.to_json() if config else None,
+    )
     await queue.defer_verifications(session, job_id=job.job_id, emails=emails)
     return job
 
@@ -161,6 +263,16 @@ async def status(session: AsyncSession, job: JobRef) -> JobProgress:
     if progress is None:
         raise JobNotFound(job)
     return progress
+
+
+async def recent(session: AsyncSession, *, limit: int, offset: int = 0) -> list[JobProgress]:
+    """A page of jobs, newest first, each with its progress (the front ends' job list)."""
+    found = []
+    for job_id in await jobs.newest_ids(session, limit=limit, offset=offset):
+        progress = await jobs.progress(session, job_id)
+        if progress is not None:  # pruned meanwhile
+            found.append(progress)
+    return found
 
 
 async def cancel(session: AsyncSession, job: JobRef) -> JobProgress:
@@ -184,27 +296,49 @@ async def downloadable(session: AsyncSession, job: JobRef) -> JobProgress:
 
 
 async def stream_json(
-    factory: SessionFactory, job_id: int, *, batch_size: int = 1000
+    factory: SessionFactory,
+    job_id: int,
+    *,
+    batch_size: int = 1000,
+    start: int = 0,
+    limit: int | None = None,
 ) -> AsyncIterator[Sequence[str]]:
-    """Batches of stored results as JSON text, in input order."""
+    """Batches of stored results as JSON text, in input order; `start`, `limit`: one page,
+    addressed by input row (`results.stream_json`)."""
     async with factory() as session:
-        async for batch in results.stream_json(session, job_id, batch_size=batch_size):
+        async for batch in results.stream_json(
+            session, job_id, batch_size=batch_size, start=start, limit=limit
+        ):
             yield batch
 
 
 async def stream_with_cells(
-    factory: SessionFactory, job_id: int, *, batch_size: int = 1000
+    factory: SessionFactory,
+    job_id: int,
+    *,
+    batch_size: int = 1000,
+    start: int = 0,
+    limit: int | None = None,
 ) -> AsyncIterator[Sequence[tuple[list[str] | None, str]]]:
     """Batches of (the row's other cells, its stored result as JSON text), in input order."""
     async with factory() as session:
-        async for batch in results.stream_with_cells(session, job_id, batch_size=batch_size):
+        async for batch in results.stream_with_cells(
+            session, job_id, batch_size=batch_size, start=start, limit=limit
+        ):
             yield batch
 
 
 async def stream_outputs(
-    factory: SessionFactory, job_id: int, *, batch_size: int = 1000
+    factory: SessionFactory,
+    job_id: int,
+    *,
+    batch_size: int = 1000,
+    start: int = 0,
+    limit: int | None = None,
 ) -> AsyncIterator[Iterator[dict[str, Any]]]:
     """Batches of stored results, decoded (lazily, row by row), in input order."""
     async with factory() as session:
-        async for batch in results.stream_outputs(session, job_id, batch_size=batch_size):
+        async for batch in results.stream_outputs(
+            session, job_id, batch_size=batch_size, start=start, limit=limit
+        ):
             yield batch

@@ -34,6 +34,7 @@ from collections.abc import (
     Callable,
     Iterable,
     Iterator,
+    Mapping,
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -44,13 +45,15 @@ import httpx
 from app.engine.errors import EngineError
 from app.engine.probes.dns import is_public_address
 
-__all__ = ["FetchError", "OpenUrl", "open_url", "public_url"]
+__all__ = ["FetchError", "OpenUrl", "check_url", "open_url", "post_json", "public_url"]
 
 Resolve: TypeAlias = Callable[[str], Awaitable[list[str]]]
 """A host name's addresses (none: it has none)."""
 
 _SCHEMES = ("http", "https")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+"""Headers a caller's `extra_headers` cannot set: they frame the request."""
 _DECODED_PIECE = 64 * 1024  # the most bytes one step of inflating produces
 # A URL's `user:password@`: as httpx reads it (up to the last "@" before any of "/?#"), and
 # also when the slashes after the scheme are missing or backslashes, as browsers read them.
@@ -211,13 +214,25 @@ def _reason(exc: Exception) -> str:
     return system_error or str(exc) or type(exc).__name__
 
 
-async def _send(client: httpx.AsyncClient, target: _Target, addresses: list[str]) -> httpx.Response:
-    """GET the target from the first of its addresses that accepts a connection."""
+async def _send(
+    client: httpx.AsyncClient,
+    target: _Target,
+    addresses: list[str],
+    *,
+    method: str = "GET",
+    content: bytes | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> httpx.Response:
+    """Send the request (a GET, unless told) to the first of the target's addresses that
+    accepts a connection."""
     headers = {
         "Host": target.host_header(),
         "Accept-Encoding": "gzip, deflate",
         "User-Agent": "mxprobe",
     }
+    for name, value in (extra_headers or {}).items():
+        if name.lower() not in _OWN_HEADERS:
+            headers[name] = value
     if target.credentials is not None:
         token = ":".join(target.credentials).encode("utf-8")
         headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
@@ -226,9 +241,10 @@ async def _send(client: httpx.AsyncClient, target: _Target, addresses: list[str]
     for address in addresses:
         try:
             request = client.build_request(
-                "GET",
+                method,
                 target.url.copy_with(host=address),
                 headers=headers,
+                content=content,
                 extensions=extensions,
             )
             return await client.send(request, stream=True)
@@ -455,3 +471,85 @@ async def open_url(
                 return
             finally:
                 await response.aclose()
+
+
+def check_url(
+    url: str, *, allow_private: bool, is_public: Callable[[str], bool] = is_public_address
+) -> None:
+    """What can be known of a URL without resolving it: FetchError (status 400) when it is not
+    an http(s) URL with a host, or its host is a literal address that is not public (unless
+    `allow_private`). A name is checked when it is resolved, at each use."""
+    target = _parse(url)
+    try:
+        literal = str(ipaddress.ip_address(target.host))
+    except ValueError:
+        return
+    if not allow_private and not is_public(literal):
+        raise FetchError(
+            f"host {target.host} is a private or otherwise non-public address "
+            "(MXPROBE_ALLOW_PRIVATE_URLS)",
+            status=400,
+        )
+
+
+async def post_json(
+    url: str,
+    body: bytes,
+    *,
+    headers: Mapping[str, str],
+    allow_private: bool,
+    within: float = 10,
+    verify: ssl.SSLContext | bool = True,
+    is_public: Callable[[str], bool] = is_public_address,
+    resolve: Resolve | None = None,
+) -> int:
+    """POST `body` (JSON) to `url`, resolved and checked as `open_url` does and connected to a
+    checked address, with `headers` added (not those that frame the request); redirects are
+    not followed. Returns the answer's status, whatever it is (its body is not read beyond
+    1 KiB); FetchError when the URL is refused or nothing answered within `within` seconds
+    (resolving, connecting, sending and the answer's head each)."""
+    target = _parse(url)
+    addresses = await _addresses(
+        target, allow_private=allow_private, is_public=is_public, within=within, resolve=resolve
+    )
+    ssl_context = _system_ssl_context() if verify is True else verify
+    try:
+        return await _post(target, addresses, body, headers, within=within, ssl_context=ssl_context)
+    except TimeoutError:
+        raise FetchError(f"{target.where} sent no answer in time", status=502) from None
+
+
+async def _post(
+    target: _Target,
+    addresses: list[str],
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    within: float,
+    ssl_context: ssl.SSLContext | bool,
+) -> int:
+    async with (
+        asyncio.timeout(3 * within),
+        httpx.AsyncClient(
+            verify=ssl_context,
+            timeout=httpx.Timeout(within),
+            follow_redirects=False,
+            trust_env=False,
+        ) as client,
+    ):
+        response = await _send(
+            client,
+            target,
+            addresses,
+            method="POST",
+            content=body,
+            extra_headers={"Content-Type": "application/json", **headers},
+        )
+        try:
+            async for _ in response.aiter_raw(1024):
+                break
+        except httpx.HTTPError:
+            pass  # the status is the answer
+        finally:
+            await response.aclose()
+        return response.status_code

@@ -211,6 +211,11 @@ async def submit_url(
     return job
 
 
+class _Overtaken(Exception):
+    """Another run of the same import (a stalled task retried while this one still ran) has
+    counted rows this one had not: it carries on, this one leaves the job alone."""
+
+
 class _Stop(Exception):
     """The import ends here: `message` is why (None: cancelled, or another run has it)."""
 
@@ -233,6 +238,8 @@ async def import_url(
             raise _Stop(None)
         url = _source_url(state, settings)
         await _read(sessions, job_id, url, skip=state.rows, settings=settings)
+    except _Overtaken:
+        return
     except _Stop as stop:
         error = stop.message
     except (fetch.FetchError, ListError) as exc:
@@ -273,8 +280,10 @@ async def _read(
         nonlocal counted, batch
         async with session_scope(sessions) as session:
             state = await jobs.import_state(session, job_id, lock=True)
-            if state.cancelled or not state.importing or state.rows != counted:
-                raise _Stop(None)  # cancelled, or another run of this import is ahead
+            if not state.importing or state.rows != counted:
+                raise _Overtaken  # another run of this import is ahead (or done): it goes on
+            if state.cancelled:
+                raise _Stop(None)
             room = settings.bulk_max_emails - counted
             rows, over = batch[:room], len(batch) > room
             await enqueue(session, job_id, rows, first_position=counted, columns=reader.columns)

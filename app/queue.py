@@ -38,9 +38,13 @@ VERIFY_QUEUE = "verify"
 IMPORT_TASK = f"{NAMESPACE}:import_list"
 """Reads a bulk job's list from its URL into rows (`app.imports.import_url`). Argument: job_id."""
 IMPORT_QUEUE = "import"
+IMPORT_PRIORITY = 50
+"""Workers take tasks by priority, then age, whatever their queue: an import must not wait
+behind every verification already queued (the stalled-task retry has 100)."""
 MAINTENANCE_QUEUE = "maintenance"
-"""Periodic tasks: retrying stalled jobs, pruning. Kept apart so a long list never delays
-them."""
+"""Periodic tasks: retrying stalled jobs, pruning. A queue of their own, but workers take
+tasks by priority then age across their queues: the stalled-task retry has a priority of its
+own (worker.periodic) so that a long list does not delay it."""
 
 DEFER_CHUNK = 25_000
 """Rows per defer statement: one array per statement keeps each under ~10 MB of arguments."""
@@ -88,7 +92,7 @@ DEFER_IMPORT = text(
         ROW(
             CAST(:queue AS varchar),
             CAST(:task AS varchar),
-            0,
+            CAST(:priority AS integer),
             CAST(:lock AS text),
             NULL,
             jsonb_build_object('job_id', CAST(:job_id AS bigint)),
@@ -135,7 +139,13 @@ async def defer_import(session: AsyncSession, *, job_id: int) -> None:
     """Enqueue the job's import task, in the session's transaction."""
     await session.execute(
         DEFER_IMPORT,
-        {"queue": IMPORT_QUEUE, "task": IMPORT_TASK, "lock": f"import-{job_id}", "job_id": job_id},
+        {
+            "queue": IMPORT_QUEUE,
+            "task": IMPORT_TASK,
+            "priority": IMPORT_PRIORITY,
+            "lock": f"import-{job_id}",
+            "job_id": job_id,
+        },
     )
 
 
@@ -358,3 +368,53 @@ class _RidingOutOutages(PsycopgConnector):
                     attempt = 0  # it was listening: a new outage
                 await self._wait(exc, attempt)
                 attempt += 1
+
+
+WEBHOOK_TASK = f"{NAMESPACE}:deliver_webhook"
+"""POSTs one webhook message (`app.webhooks`). Arguments: job_id, kind, position (null for
+on_complete), first_try (unix seconds: the delivery is given up `webhook_retry_for` after it)."""
+WEBHOOK_QUEUE = "webhook"
+"""Its own queue, and tasks that never wait on a receiver for more than the webhook timeout:
+a slow receiver never holds up verification (its retries are scheduled, not slept)."""
+
+DEFER_WEBHOOKS = text(
+    """
+    SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY(
+        SELECT ROW(
+                   CAST(:queue AS varchar),
+                   CAST(:task AS varchar),
+                   0,
+                   NULL,
+                   NULL,
+                   jsonb_build_object(
+                       'job_id', messages.job_id,
+                       'kind', messages.kind,
+                       'position', messages.position,
+                       'first_try', extract(epoch FROM now())::float8
+                   ),
+                   NULL
+               )::procrastinate_job_to_defer_v1
+          FROM unnest(CAST(:job_ids AS bigint[]), CAST(:kinds AS text[]),
+                      CAST(:positions AS int[])) AS messages(job_id, kind, position)
+    )))
+    """
+)
+
+
+async def defer_webhooks(
+    session: AsyncSession, messages: Sequence[tuple[int, str, int | None]]
+) -> int:
+    """Enqueue one delivery task per (job_id, kind, position) in the session's transaction."""
+    if not messages:
+        return 0
+    result = await session.execute(
+        DEFER_WEBHOOKS,
+        {
+            "queue": WEBHOOK_QUEUE,
+            "task": WEBHOOK_TASK,
+            "job_ids": [m[0] for m in messages],
+            "kinds": [m[1] for m in messages],
+            "positions": [m[2] for m in messages],
+        },
+    )
+    return int(result.scalar_one() or 0)

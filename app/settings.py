@@ -6,6 +6,7 @@ Every field is documented in the README's settings table.
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -115,6 +116,9 @@ class Settings(BaseSettings):
     header_secret: str | None = None
     # Only a job's token (not its sequential id) finds it in /v0/bulk/{job_id}: for tenants.
     require_job_token: bool = False
+    # Web front ends on these origins may call the API (CORS): "https://a.test,https://b.test"
+    # or a JSON list; "*" for any. Unset: no CORS headers at all.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     bulk_max_emails: int = Field(default=1_000_000, ge=1)
     # Unset: 64 bytes per address of bulk_max_emails, plus 64 KiB (app/api/limits.py).
     bulk_max_bytes: int | None = Field(default=None, ge=1024)
@@ -124,6 +128,16 @@ class Settings(BaseSettings):
     allow_private_urls: bool = False
     remote_max_bytes: int = Field(default=1 << 30, ge=1)
     remote_timeout: float = Field(default=30.0, gt=0)
+    # Webhooks (app/webhooks.py): signed with webhook_secret (Standard Webhooks: `whsec_` and
+    # base64, or any other text, used as is); each POST may take webhook_timeout seconds; a
+    # failed one is retried after webhook_retry_delay, doubling up to webhook_retry_max_delay,
+    # until webhook_retry_for seconds after its first try, then given up. URLs follow
+    # allow_private_urls, as lists' URLs do.
+    webhook_secret: SecretStr | None = None
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    webhook_retry_delay: float = Field(default=5.0, gt=0)
+    webhook_retry_max_delay: float = Field(default=600.0, gt=0)
+    webhook_retry_for: float = Field(default=3600.0, ge=0)
     # HTTP (uvicorn): slow and greedy clients. Seconds, unless said otherwise.
     http_header_timeout: float = Field(default=10.0, gt=0)  # a request's first byte → its headers
     http_body_timeout: float = Field(default=60.0, gt=0)  # its headers → the end of its body
@@ -162,6 +176,30 @@ class Settings(BaseSettings):
     def _valid_ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if not value or any(not 0 < p < 65536 for p in value):
             raise ValueError("smtp_ports must be one or more ports between 1 and 65535")
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return tuple(json.loads(text))
+                except (ValueError, TypeError) as exc:
+                    raise ValueError("cors_origins: not a JSON list of origins") from exc
+            return tuple(o.strip() for o in text.split(",") if o.strip())
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _valid_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    "cors_origins: each origin is scheme://host[:port], without a path or a "
+                    'trailing slash (e.g. https://app.example.com), or "*"'
+                )
         return value
 
     @field_validator("dns_nameservers", mode="before")
@@ -294,6 +332,11 @@ def _normal_rate(value: str | None) -> str | None:
 
 PROXY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 """A name of MXPROBE_PROXIES, which a request's `"proxy": "name"` picks."""
+
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?"
+)
+"""A web origin as browsers send it (`Origin`): scheme, host and optional port, nothing more."""
 
 
 def parse_proxy_url(url: str) -> ProxyConfig:

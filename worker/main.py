@@ -196,7 +196,12 @@ async def _run_once(
             ),
         )
         await app.run_worker_async(
-            queues=[queue.VERIFY_QUEUE, queue.IMPORT_QUEUE, queue.MAINTENANCE_QUEUE],
+            queues=[
+                queue.VERIFY_QUEUE,
+                queue.IMPORT_QUEUE,
+                queue.MAINTENANCE_QUEUE,
+                queue.WEBHOOK_QUEUE,
+            ],
             name=name or "worker",
             concurrency=concurrency,
             delete_jobs="successful",

@@ -56,7 +56,8 @@ def every_seconds(seconds: int) -> str:
 
 def register(app: App, settings: Settings) -> None:
     maintenance = queue.MAINTENANCE_QUEUE
-    stalled = app.task(name=RETRY_STALLED_TASK, queue=maintenance, pass_context=True)(
+    # Ahead of any backlog: workers fetch by priority, then id, whatever the queue.
+    stalled = app.task(name=RETRY_STALLED_TASK, queue=maintenance, pass_context=True, priority=100)(
         retry_stalled_jobs
     )
     app.periodic(cron=every_seconds(stalled_check_every(settings)))(stalled)

@@ -73,6 +73,14 @@ def register(app: App) -> None:
         # A crash (the database gone mid-import, a bug) runs it again: it skips what is counted.
         retry=RetryStrategy(max_attempts=10, exponential_wait=2),
     )(import_list)
+    from worker import deliveries  # here: it imports this module (deps_of)
+
+    app.task(
+        name=queue.WEBHOOK_TASK,
+        queue=queue.WEBHOOK_QUEUE,
+        pass_context=True,
+        retry=retry.VerifyRetryStrategy(),
+    )(deliveries.deliver_webhook)
 
 
 async def import_list(context: JobContext, *, job_id: int) -> None:

@@ -9,6 +9,11 @@ capped, jittered back-off, until it is stored: the tasks wait with their results
 lose them. Storing is idempotent, so a batch whose commit was lost is harmlessly written again.
 Once the worker is asked to stop, only until the end of its grace period (`Stopping`): then the
 batch's tasks get `GaveUp`, and their jobs, left `doing`, are retried as stalled later.
+
+Webhooks (`app.webhooks`) are enqueued in the same transaction: one `on_each_email` message per
+row stored now (a row stored before, by an earlier run of its task, is not sent again), and the
+`on_complete` message of a job whose last row this transaction counted. Jobs' webhook configs
+never change: they are remembered, so a job without one costs nothing after its first batch.
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ import asyncio
 import contextlib
 import logging
 
+from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import queue, webhooks
 from app.db import results
+from app.db import webhooks as webhook_state
 from app.db.session import session_scope
 from app.outage import Stopping, until_back
 
@@ -43,6 +51,9 @@ class ResultWriter:
         self._stopping = stopping
         self._pending: list[tuple[results.NewResult, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._webhooks: TTLCache[int, webhooks.WebhookConfig | None] = TTLCache(
+            maxsize=4096, ttl=600.0
+        )
 
     async def write(self, row: results.NewResult) -> None:
         """Return once `row` is committed (or raise what storing it raised)."""
@@ -75,7 +86,8 @@ class ResultWriter:
     async def _store(self, rows: list[results.NewResult]) -> None:
         async def record() -> None:
             async with session_scope(self._sessions) as session:
-                await results.record_many(session, rows)
+                stored = await results.store_many(session, rows)
+                await self._enqueue_webhooks(session, stored)
 
         async def noticed(exc: BaseException, attempt: int) -> None:
             if attempt == 0:
@@ -85,6 +97,27 @@ class ResultWriter:
         await until_back(
             record, cap=self._outage_max_delay, noticed=noticed, stopping=self._stopping
         )
+
+    async def _enqueue_webhooks(self, session: AsyncSession, stored: list[tuple[int, int]]) -> None:
+        job_ids = {job_id for job_id, _ in stored}
+        unknown = [job_id for job_id in job_ids if job_id not in self._webhooks]
+        if unknown:
+            for job_id, stored_config in (await webhook_state.configs(session, unknown)).items():
+                self._webhooks[job_id] = webhooks.WebhookConfig.from_json(stored_config)
+        configs = {job_id: self._webhooks.get(job_id) for job_id in job_ids}
+        messages: list[tuple[int, str, int | None]] = [
+            (job_id, webhooks.ON_EACH_EMAIL, position)
+            for job_id, position in stored
+            if (config := configs[job_id]) is not None and config.on_each_email is not None
+        ]
+        waiting = [
+            job_id
+            for job_id, config in configs.items()
+            if config is not None and config.on_complete is not None
+        ]
+        for job_id in await webhook_state.completed_now(session, waiting):
+            messages.append((job_id, webhooks.ON_COMPLETE, None))
+        await queue.defer_webhooks(session, messages)
 
     async def close(self) -> None:
         if self._flusher is not None:

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import bulk, imports
 from app.outage import is_outage
@@ -150,3 +151,36 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+class OutageAnswers:
+    """ASGI middleware: a request that failed because PostgreSQL is unreachable is answered
+    503 `database unavailable` here, below Starlette's error middleware, which logs a
+    traceback for every exception it sees (thousands of lines per restart). Other errors,
+    and an outage after the response has started, pass on unchanged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching)
+        except Exception as exc:
+            if started or not is_outage(exc):
+                raise
+            response = JSONResponse(
+                {"error": DATABASE_UNAVAILABLE},
+                status_code=503,
+                headers={"Retry-After": RETRY_AFTER},
+            )
+            await response(scope, receive, send)

@@ -57,10 +57,10 @@ class BodyLimits:
     def of(self, method: str, path: str) -> tuple[int, str]:
         """The limit of a request, and how to name it in the 413."""
         route = path.rstrip("/")
-        if method == "POST" and route == "/v0/check_email":
-            return self.check_email, "the limit of POST /v0/check_email"
-        if method == "POST" and route == "/v0/bulk":
-            return self.bulk, "the limit of POST /v0/bulk (MXPROBE_BULK_MAX_BYTES)"
+        if method == "POST" and route in ("/v0/check_email", "/v1/check_email"):
+            return self.check_email, f"the limit of POST {route}"
+        if method == "POST" and route in ("/v0/bulk", "/v1/bulk"):
+            return self.bulk, f"the limit of POST {route} (MXPROBE_BULK_MAX_BYTES)"
         return self.other, f"the limit of {method} {route or '/'}"
 
 

@@ -6,15 +6,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.api import errors, health, openapi
 from app.api.limits import BodyLimits, RequestLimits
-from app.api.secret import HeaderSecret
+from app.api.secret import HEADER, HeaderSecret
 from app.api.v0 import bulk, check_email, download, proxies
+from app.api.v1 import bulk as v1_bulk
+from app.api.v1 import check_email as v1_check_email
 from app.db.session import make_engine, make_sessionmaker
 from app.settings import Settings, get_settings
 from app.verifiers import open_verifier
+
+CORS_METHODS = ("GET", "POST", "DELETE")
+CORS_HEADERS = (HEADER, "Authorization", "Content-Type")
+CORS_EXPOSED = ("Content-Disposition", "Retry-After")
+"""MXPROBE_CORS_ORIGINS: what a page on those origins may send, and read of the answers."""
 
 _OPEN_ROUTES = frozenset({"/healthz", "/version"})
 """Open even with MXPROBE_HEADER_SECRET, with the documentation pages (they hold no data)."""
@@ -45,12 +53,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(errors.OutageAnswers)  # first, so innermost: next to the routes
     open_paths = _OPEN_ROUTES | _documentation(app)
     if settings.header_secret:
         app.add_middleware(HeaderSecret, secret=settings.header_secret, open_paths=open_paths)
     limits = BodyLimits.from_settings(settings)
-    # Added last, so outermost: no body is read before its limits apply.
+    # Outside the secret: no body is read before its limits apply.
     app.add_middleware(RequestLimits, limits=limits, body_timeout=settings.http_body_timeout)
+    if settings.cors_origins:
+        # Added last, so outermost: a preflight (no secret, no body) is answered here, and
+        # every answer of the layers inside (a 401, a 413) carries the CORS headers too.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=list(CORS_METHODS),
+            allow_headers=list(CORS_HEADERS),
+            expose_headers=list(CORS_EXPOSED),
+        )
 
     @app.get("/version")
     async def version() -> dict[str, str]:
@@ -60,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(check_email.router)
     app.include_router(bulk.router)
     app.include_router(download.router)
+    app.include_router(v1_check_email.router)
+    app.include_router(v1_bulk.router)
     # Built now, once: FastAPI serves the document it finds in `openapi_schema`.
     app.openapi_schema = openapi.corrected(
         app.openapi(),

@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import webhooks
 from app.db.models import BulkJob, BulkJobCounter
 
 
@@ -133,6 +134,8 @@ class JobProgress:
     importing: bool = False  # its list is still being read: more rows may come
     import_error: str | None = None  # why reading its list ended early
     columns: tuple[str, ...] = ()  # its CSV's other columns, returned in front of the results
+    # Per webhook kind, where its deliveries stand; None: the job has no webhook.
+    webhook: dict[str, webhooks.DeliveryState] | None = None
 
     @property
     def total_processed(self) -> int:
@@ -164,9 +167,11 @@ async def create(
     source: str | None = None,
     importing: bool = False,
     import_credentials: str | None = None,
+    webhook: dict[str, Any] | None = None,
 ) -> NewJob:
     """A job of `total_records` rows; or, `importing`, one whose rows are added as its list
-    (`source`) is read (`add_rows`) until `end_import`."""
+    (`source`) is read (`add_rows`) until `end_import`. `webhook`: its webhooks as stored
+    (`app.webhooks.WebhookConfig.to_json`), each kind given a delivery state."""
     job = BulkJob(
         token=new_token(),
         total_records=total_records,
@@ -174,9 +179,12 @@ async def create(
         source=source,
         importing=importing,
         import_credentials=import_credentials,
+        webhook=webhook or None,
     )
     session.add(job)
     await session.flush()
+    if webhook:
+        await webhooks.start(session, job.id, kinds=[k for k, v in webhook.items() if v])
     return NewJob(job_id=job.id, token=job.token)
 
 
@@ -201,6 +209,7 @@ async def progress(session: AsyncSession, job: JobRef) -> JobProgress | None:
             BulkJob.importing,
             BulkJob.import_error,
             BulkJob.columns,
+            BulkJob.webhook.is_not(None),
         )
         .outerjoin(counters, counters.job_id == BulkJob.id)
         .where(_found_by(job))
@@ -222,6 +231,7 @@ async def progress(session: AsyncSession, job: JobRef) -> JobProgress | None:
         importing=row[9],
         import_error=row[10],
         columns=tuple(row[11] or ()),
+        webhook=await webhooks.states(session, row[0]) if row[12] else None,
     )
 
 
@@ -308,3 +318,11 @@ async def end_import(session: AsyncSession, job_id: int, *, error: str | None) -
         .where(BulkJob.id == job_id)
         .values(importing=False, import_error=error, import_credentials=None)
     )
+
+
+async def newest_ids(session: AsyncSession, *, limit: int, offset: int = 0) -> list[int]:
+    """A page of job ids, newest first (ids count up), read from the primary key's index."""
+    found = await session.scalars(
+        select(BulkJob.id).order_by(BulkJob.id.desc()).limit(limit).offset(offset)
+    )
+    return list(found)

@@ -62,6 +62,8 @@ class BulkJob(Base):
     importing: Mapped[bool] = mapped_column(Boolean, server_default=false())
     import_error: Mapped[str | None] = mapped_column(Text)  # why the import ended early
     import_credentials: Mapped[str | None] = mapped_column(Text)  # sealed; erased at the end
+    # The request's webhooks (`app.webhooks.WebhookConfig.to_json`); null: none.
+    webhook: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
 
     __table_args__ = (
         CheckConstraint("total_records >= 0", name="total_records_not_negative"),
@@ -122,6 +124,30 @@ class BulkJobCounter(Base):
     # When this shard last counted a row: the job's finished_at is the latest of these once
     # every row is counted.
     last_counted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDelivery(Base):
+    """Where a job's messages of one webhook kind stand (`app.db.webhooks`): counted once each
+    when delivered or given up; `failing` while they are retried."""
+
+    __tablename__ = "webhook_deliveries"
+
+    job_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("bulk_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(Text, primary_key=True)  # on_each_email | on_complete
+    delivered: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    failing: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    given_up: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's last HTTP status
+    last_error: Mapped[str | None] = mapped_column(Text)  # why the last attempt failed
+    # on_complete: when its message was enqueued (once: the row lock and this guard).
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('on_each_email', 'on_complete')", name="kind_known"),
+    )
 
 
 class MxRate(Base):

@@ -44,6 +44,10 @@ def raw(text: str) -> bytes:
 CHECK = "/v0/check_email"
 BULK = "/v0/bulk"
 OK_BULK = {"input_type": "array", "input": ["alice@normal.test"]}
+CHECK_V1 = "/v1/check_email"
+BULK_V1 = "/v1/bulk"
+OK_V1 = {"input": ["alice@normal.test"]}
+HOOK = {"url": "https://hooks.test/row"}
 LONG_LOCAL = "a" * 310 + "@normal.test"  # 322 characters
 DEEP = b"[" * 100_000 + b"]" * 100_000
 
@@ -220,6 +224,88 @@ CASES: dict[str, Bad] = {
     "download: format xml": Bad("GET", "/v0/bulk/1/download?format=xml", says="format"),
     "download: format empty": Bad("GET", "/v0/bulk/1/download?format=", says="format"),
     "download: format twice": Bad("GET", "/v0/bulk/1/download?format=csv&format=%00"),
+    # --- v1: Reacher's current API
+    "v1 check: malformed json": Bad("POST", CHECK_V1, b"{", says="not valid JSON"),
+    "v1 check: to_email missing": Bad("POST", CHECK_V1, j({}), says="to_email"),
+    "v1 check: huge body": Bad("POST", CHECK_V1, j({"to_email": "a" * 200_000}), status=413),
+    "v1 bulk: malformed json": Bad("POST", BULK_V1, b'{"input": [', says="JSON"),
+    "v1 bulk: empty body": Bad("POST", BULK_V1, b""),
+    "v1 bulk: array body": Bad("POST", BULK_V1, j(["a@b.test"])),
+    "v1 bulk: input missing": Bad("POST", BULK_V1, j({}), says="input"),
+    "v1 bulk: input string": Bad("POST", BULK_V1, j({"input": "a@b.test"}), says="input"),
+    "v1 bulk: input empty": Bad("POST", BULK_V1, j({"input": []}), says="input"),
+    "v1 bulk: input number item": Bad("POST", BULK_V1, j({"input": [5]}), says="input[0]"),
+    "v1 bulk: input NUL": Bad("POST", BULK_V1, raw('{"input": ["a\\u0000@b.test"]}'), says="input"),
+    "v1 bulk: input surrogate": Bad(
+        "POST", BULK_V1, raw('{"input": ["\\ud800@b.test"]}'), says="input"
+    ),
+    "v1 bulk: too many emails": Bad(
+        "POST",
+        BULK_V1,
+        j({"input": [f"u{i}@b.test" for i in range(MAX_EMAILS + 1)]}),
+        status=413,
+        says=str(MAX_EMAILS),
+    ),
+    "v1 bulk: huge body": Bad("POST", BULK_V1, j({"input": ["a@b.test"] * 200_000}), status=413),
+    "v1 bulk: from_email CRLF": Bad(
+        "POST", BULK_V1, j({**OK_V1, "from_email": "x@y.test\r\nDATA"}), says="from_email"
+    ),
+    "v1 bulk: webhook string": Bad(
+        "POST", BULK_V1, j({**OK_V1, "webhook": "https://h.test"}), says="webhook"
+    ),
+    "v1 bulk: webhook no url": Bad(
+        "POST", BULK_V1, j({**OK_V1, "webhook": {"on_each_email": {}}}), says="url"
+    ),
+    "v1 bulk: webhook file url": Bad(
+        "POST",
+        BULK_V1,
+        j({**OK_V1, "webhook": {"on_complete": {"url": "file:///etc/passwd"}}}),
+        says="http",
+    ),
+    "v1 bulk: webhook header CRLF": Bad(
+        "POST",
+        BULK_V1,
+        j({**OK_V1, "webhook": {"on_each_email": {**HOOK, "headers": {"X": "a\r\nHost: x"}}}}),
+        says="printable",
+    ),
+    "v1 bulk: webhook header name": Bad(
+        "POST",
+        BULK_V1,
+        j({**OK_V1, "webhook": {"on_each_email": {**HOOK, "headers": {"a:b": "x"}}}}),
+        says="header name",
+    ),
+    "v1 bulk: webhook unknown kind": Bad(
+        "POST", BULK_V1, j({**OK_V1, "webhook": {"on_evil": HOOK}}), says="on_evil"
+    ),
+    **{
+        f"v1 {suffix or 'status'}: id {name}": Bad("GET", f"/v1/bulk/{bad}{suffix}", status=400)
+        for suffix in ("", "/results")
+        for name, bad in [("leading zero", "01"), ("negative", "-1"), ("over 2^63", "9" * 20)]
+    },
+    "v1 status: unknown id": Bad("GET", "/v1/bulk/987654321", status=404),
+    "v1 results: unknown id": Bad("GET", "/v1/bulk/987654321/results", status=404),
+    "v1 results: format xml": Bad("GET", "/v1/bulk/1/results?format=xml", says="format"),
+    # --- paging, v0 and v1, and the job list
+    **{
+        f"{where}: {name}": Bad("GET", f"{path}?{query}", says=says)
+        for where, path in [
+            ("download", "/v0/bulk/1/download"),
+            ("results", "/v0/bulk/1/results"),
+            ("v1 results", "/v1/bulk/1/results"),
+            ("list", "/v0/bulk"),
+        ]
+        for name, query, says in [
+            ("limit 0", "limit=0", "limit"),
+            ("limit negative", "limit=-5", "limit"),
+            ("limit text", "limit=ten", "limit"),
+            ("limit decimal", "limit=1.5", "limit"),
+            ("limit huge", "limit=99999999999999999999", "limit"),
+            ("limit NUL", "limit=1%00", "limit"),
+            ("offset negative", "offset=-1", "offset"),
+            ("offset text", "offset=x", "offset"),
+            ("offset huge", "offset=99999999999999999999", "offset"),
+        ]
+    },
     "unknown route": Bad("GET", "/v0/nothing", status=404),
     "unknown version": Bad("POST", "/v2/check_email", j({"to_email": "a@b.test"}), status=404),
 }

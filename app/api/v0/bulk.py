@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import (
@@ -30,9 +29,10 @@ from starlette.formparsers import MultiPartException
 
 from app import bulk, imports
 from app.api.deps import AppSettings, DbSession
-from app.api.errors import ERROR_RESPONSES, ApiError
+from app.api.errors import ERROR_RESPONSES, ApiError, error_response
 from app.api.v0 import proxies
 from app.api.v0.schemas import MAX_ADDRESS_LENGTH, STORABLE, ProbeOptions, text_problem
+from app.bulk import BulkStatus, status_body
 from app.settings import Settings
 
 router = APIRouter()
@@ -190,56 +190,6 @@ class BulkCreated(BaseModel):
         description="An unguessable name for the job, accepted wherever job_id is; with "
         "MXPROBE_REQUIRE_JOB_TOKEN the only one"
     )
-
-
-class Summary(BaseModel):
-    total_safe: int
-    total_invalid: int
-    total_risky: int
-    total_unknown: int
-
-
-class BulkStatus(BaseModel):
-    """The spec's fields, in its order; `finished_at` only once the job is complete."""
-
-    job_id: int
-    created_at: str
-    finished_at: str | None = Field(default=None, exclude_if=lambda v: v is None)
-    total_records: int
-    total_processed: int
-    summary: Summary
-    job_status: bulk.JobStatus
-    error: str | None = Field(
-        default=None,
-        exclude_if=lambda v: v is None,
-        description="Ours: why reading the job's list (remote_url) stopped before its end; "
-        "the rows read until then are verified",
-    )
-
-
-def iso8601(moment: datetime) -> str:
-    """`2017-04-15T20:00:06.000Z`."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def status_body(progress: bulk.JobProgress) -> dict[str, Any]:
-    status = bulk.job_status(progress)
-    finished_at = progress.finished_at if status is bulk.JobStatus.COMPLETE else None
-    return BulkStatus(
-        job_id=progress.job_id,
-        created_at=iso8601(progress.created_at),
-        finished_at=iso8601(finished_at) if finished_at else None,
-        total_records=progress.total_records,
-        total_processed=progress.total_processed,
-        summary=Summary(
-            total_safe=progress.total_safe,
-            total_invalid=progress.total_invalid,
-            total_risky=progress.total_risky,
-            total_unknown=progress.total_unknown,
-        ),
-        job_status=status,
-        error=progress.import_error,
-    ).model_dump(mode="json")
 
 
 UPLOAD_CHUNK = 64 * 1024
@@ -421,3 +371,52 @@ async def cancel_bulk_job(job: JobInPath, session: DbSession) -> JSONResponse:
     """Cancel the tasks not started yet; keep what is verified (status and download work)."""
     progress = await bulk.cancel(session, job)
     return JSONResponse(status_body(progress))
+
+
+MAX_LIST_LIMIT = 1000
+"""The most jobs one page of `GET /v0/bulk` may hold."""
+
+MAX_LIST_OFFSET = 1_000_000_000
+"""The most jobs a page may skip."""
+
+
+class JobList(BaseModel):
+    """Ours: a page of jobs for a front end, newest first."""
+
+    jobs: list[BulkStatus] = Field(description="Each job's status body, newest first")
+
+
+LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: ERROR_RESPONSES[400],
+    404: error_response(
+        "The job list is off: MXPROBE_REQUIRE_JOB_TOKEN is set (it would list every tenant's jobs)"
+    ),
+    503: ERROR_RESPONSES[503],
+}
+
+LIST_OFF = (
+    "the job list is off while MXPROBE_REQUIRE_JOB_TOKEN is set (it would show every "
+    "tenant's jobs): ask for each job by its job_token"
+)
+
+
+@router.get("/v0/bulk", response_model=JobList, responses=LIST_RESPONSES)
+async def list_bulk_jobs(
+    session: DbSession,
+    settings: AppSettings,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1, le=MAX_LIST_LIMIT, description=f"At most this many jobs (1 to {MAX_LIST_LIMIT})"
+        ),
+    ] = 50,
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_LIST_OFFSET, description="Skip this many of the newest jobs")
+    ] = 0,
+) -> JSONResponse:
+    """Ours: the jobs, newest first, each as `GET /v0/bulk/{job_id}` answers it. Off (404)
+    with MXPROBE_REQUIRE_JOB_TOKEN."""
+    if settings.require_job_token:
+        raise ApiError(LIST_OFF, status_code=404)
+    page = await bulk.recent(session, limit=limit, offset=offset)
+    return JSONResponse({"jobs": [status_body(progress) for progress in page]})

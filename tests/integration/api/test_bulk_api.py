@@ -148,7 +148,7 @@ async def test_too_many_emails_get_413(client: httpx.AsyncClient) -> None:
         ("GET", "/v0/bulk/99999999999999999999", 400),
         ("GET", "/v0/bulk/1.5/download", 400),
         ("PUT", "/v0/bulk/1", 405),
-        ("GET", "/v0/bulk", 405),
+        ("PUT", "/v0/bulk", 405),
         ("GET", "/v0/bulk/1/nope", 404),
     ],
 )

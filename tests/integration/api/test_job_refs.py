@@ -259,7 +259,7 @@ async def test_the_openapi_document_describes_both_forms(client: httpx.AsyncClie
     paths = document["paths"]
 
     templates = [path for path in paths if "{job_id}" in path]
-    assert len(templates) == 4
+    assert len(templates) == 6  # v0: status, 3 downloads; v1: status, results
     for path in templates:
         for method, operation in paths[path].items():
             (parameter,) = [p for p in operation["parameters"] if p["in"] == "path"]

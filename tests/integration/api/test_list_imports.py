@@ -22,7 +22,15 @@ from app.db.session import make_engine, make_sessionmaker, session_scope
 from app.lists import Row
 from app.settings import Settings
 from app.simulator import World
-from tests.fixtures.http_files import HttpFiles, basic_auth, body, chunks, drop, gzip_body
+from tests.fixtures.http_files import (
+    Exchange,
+    HttpFiles,
+    basic_auth,
+    body,
+    chunks,
+    drop,
+    gzip_body,
+)
 from tests.fixtures.http_files import http_files as http_files
 from tests.integration.api.test_bulk_with_worker import bulk_settings, running_worker, wait_until
 
@@ -361,3 +369,47 @@ async def test_a_job_cancelled_before_its_list_is_read_reads_nothing(
     assert len(http_files.requests_for("/list.txt")) == 1  # the worker fetched nothing
     status = (await client.get(f"/v0/bulk/{job_id}")).json()
     assert status["job_status"] == "cancelled"
+
+
+async def test_two_runs_of_one_import_at_once_count_every_row_once(
+    settings: Settings, http_files: HttpFiles
+) -> None:
+    """A worker alive but retried as stalled: two runs read the same list. The one that falls
+    behind leaves the job to the other, which reads it to its end."""
+    lines = [f"u{i}@nowhere.test" for i in range(30_000)]
+
+    def paced(exchange: Exchange) -> None:
+        exchange.send_head(200, {"Content-Type": "text/plain", "Transfer-Encoding": "chunked"})
+        for start in range(0, len(lines), 1000):
+            exchange.write_chunk("".join(f"{a}\n" for a in lines[start : start + 1000]).encode())
+            if exchange.wait(0.05):
+                return
+        exchange.write_chunk(b"")
+
+    url = http_files.serve("/paced.txt", paced)
+    assert settings.database_url
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        async with session_scope(sessions) as session:
+            job = await imports.submit_url(session, url, options=JobOptions(), settings=settings)
+
+        async def late() -> None:
+            await asyncio.sleep(0.4)
+            await imports.import_url(sessions, job.job_id, settings=settings)
+
+        await asyncio.gather(imports.import_url(sessions, job.job_id, settings=settings), late())
+    finally:
+        await engine.dispose()
+
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute(
+            "SELECT total_records, importing, import_error FROM bulk_jobs WHERE id = %s",
+            (job.job_id,),
+        ).fetchone()
+        deferred = conn.execute(
+            "SELECT count(*), count(DISTINCT args->>'position') FROM procrastinate_jobs"
+            " WHERE task_name = 'mxprobe:verify_address'"
+        ).fetchone()
+    assert row == (len(lines), False, None)
+    assert deferred == (len(lines), len(lines))

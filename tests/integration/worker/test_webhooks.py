@@ -1,0 +1,244 @@
+"""Webhooks end to end: jobs submitted through `app.bulk.submit`, a real worker in-process, a
+real HTTP receiver on 127.0.0.1 recording every POST. A database per test."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from app import bulk, webhooks
+from app.db.jobs import JobOptions
+from app.db.session import make_engine, make_sessionmaker, session_scope
+from app.settings import Settings
+from app.simulator import World
+from tests.fixtures.bulk import EXPECTED
+from tests.integration.api.test_bulk_with_worker import bulk_settings, running_worker
+
+KEY = b"a test key of 32 bytes, exactly!"
+SECRET = "whsec_" + base64.b64encode(KEY).decode()
+
+
+@dataclass
+class Call:
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+
+@dataclass
+class Receiver:
+    """Answers 500 to its first `fail_first` calls, then 204; records every call."""
+
+    fail_first: int = 0
+    calls: list[Call] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def delivered(self) -> list[Call]:
+        with self.lock:
+            return [c for c in self.calls if c.status == 204]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver(fail_first=3)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            with state.lock:
+                status = 500 if len(state.calls) < state.fail_first else 204
+                state.calls.append(
+                    Call({k.lower(): v for k, v in self.headers.items()}, body, status)
+                )
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def webhook_settings(world: World, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "allow_private_urls": True,
+        "webhook_secret": SECRET,
+        "webhook_retry_delay": 0.2,
+        "webhook_retry_max_delay": 0.5,
+        "webhook_timeout": 2.0,
+        **overrides,
+    }
+    return bulk_settings(world, database_url, **values)
+
+
+async def submit(settings: Settings, emails: list[str], webhook: dict[str, Any]) -> int:
+    assert settings.database_url
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        async with session_scope(make_sessionmaker(engine)) as session:
+            job = await bulk.submit(
+                session,
+                emails=emails,
+                options=JobOptions(),
+                max_emails=100,
+                webhook=webhook,
+                allow_private_urls=settings.allow_private_urls,
+            )
+        return job.job_id
+    finally:
+        await engine.dispose()
+
+
+async def status_of(settings: Settings, job_id: int) -> dict[str, Any]:
+    assert settings.database_url
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        async with session_scope(make_sessionmaker(engine)) as session:
+            return bulk.status_body(await bulk.status(session, job_id))
+    finally:
+        await engine.dispose()
+
+
+async def eventually(check: Any, *, within: float) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+def independent_signature(call: Call) -> str:
+    signed = f"{call.headers['webhook-id']}.{call.headers['webhook-timestamp']}.".encode()
+    digest = hmac.new(KEY, signed + call.body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+async def test_each_row_once_and_completion_once_through_failures(
+    world: World, fresh_database_url: str, receiver: Receiver
+) -> None:
+    settings = webhook_settings(world, fresh_database_url)
+    emails = [email for email, _ in EXPECTED]
+    job_id = await submit(
+        settings,
+        emails,
+        {
+            "on_each_email": {
+                "url": receiver.url,
+                "headers": {"Authorization": "Bearer x"},
+                "extra": {"list": "a"},
+            },
+            "on_complete": {"url": receiver.url, "extra": [1, 2]},
+        },
+    )
+    async with running_worker(settings):
+        await eventually(lambda: len(receiver.delivered()) >= len(emails) + 1, within=60)
+        await asyncio.sleep(1.0)  # anything sent twice would arrive meanwhile
+
+        async def counted() -> dict[str, Any]:
+            body = await status_of(settings, job_id)
+            return dict(body["webhook"])
+
+        deadline = asyncio.get_running_loop().time() + 10
+        while (state := await counted())["on_each_email"]["delivered"] < len(emails):
+            assert asyncio.get_running_loop().time() < deadline, state
+            await asyncio.sleep(0.1)
+
+    assert [c.status for c in receiver.calls[:3]] == [500, 500, 500]
+    delivered = receiver.delivered()
+    ids = [c.headers["webhook-id"] for c in delivered]
+    assert len(ids) == len(set(ids)) == len(emails) + 1  # each message delivered once
+    # every failed call was a message later delivered with the same id
+    assert {c.headers["webhook-id"] for c in receiver.calls[:3]} <= set(ids)
+
+    webhook = Webhook(SECRET)
+    rows, completions = [], []
+    for call in receiver.calls:
+        payload = webhook.verify(call.body, call.headers)  # raises on a bad signature
+        assert call.headers["webhook-signature"] == independent_signature(call)
+        assert ("result" in payload) == (call.headers.get("authorization") == "Bearer x")
+        (rows if "result" in payload else completions).append((call, payload))
+    delivered_rows = [p for c, p in rows if c.status == 204]
+    assert sorted(p["result"]["input"] for p in delivered_rows) == sorted(emails)
+    assert {p["result"]["input"]: p["result"]["is_reachable"] for p in delivered_rows} == dict(
+        EXPECTED
+    )
+    assert all(p["extra"] == {"list": "a"} for p in delivered_rows)
+    done = [p for c, p in completions if c.status == 204]
+    assert len(done) == 1
+    assert done[0]["job_id"] == job_id
+    assert done[0]["job_status"] == "complete"
+    assert done[0]["total_processed"] == len(emails)
+    assert done[0]["extra"] == [1, 2]
+
+    state = await counted()
+    assert state["on_each_email"]["delivered"] == len(emails)
+    assert state["on_each_email"]["failing"] == 0
+    assert state["on_each_email"]["given_up"] == 0
+    assert state["on_complete"]["delivered"] == 1
+    assert state["on_complete"]["failing"] == 0
+
+
+async def test_dead_receiver_given_up_after_the_bound(
+    world: World, fresh_database_url: str
+) -> None:
+    settings = webhook_settings(world, fresh_database_url, webhook_retry_for=1.5)
+    dead = "http://127.0.0.1:9/hook"  # discard: nothing listens
+    emails = ["alice@normal.test", "nobody@normal.test"]
+    job_id = await submit(
+        settings, emails, {"on_each_email": {"url": dead}, "on_complete": {"url": dead}}
+    )
+    async with running_worker(settings):
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            body = await status_of(settings, job_id)
+            state = body["webhook"]
+            if (
+                state["on_each_email"]["given_up"] == len(emails)
+                and state["on_complete"]["given_up"] == 1
+            ):
+                break
+            assert asyncio.get_running_loop().time() < deadline, body
+            await asyncio.sleep(0.2)
+    assert body["job_status"] == "complete"
+    assert state["on_each_email"]["delivered"] == 0
+    assert state["on_each_email"]["failing"] == 0
+    assert "127.0.0.1:9" in state["on_each_email"]["last_error"]
+    assert state["on_complete"]["failing"] == 0
+
+
+async def test_a_literal_private_address_is_refused_at_submit(
+    world: World, fresh_database_url: str
+) -> None:
+    settings = webhook_settings(world, fresh_database_url, allow_private_urls=False)
+    with pytest.raises(bulk.BadWebhook, match="private"):
+        await submit(settings, ["alice@normal.test"], {"on_complete": {"url": "http://10.0.0.1/"}})
+    with pytest.raises(bulk.BadWebhook, match="http"):
+        await submit(settings, ["alice@normal.test"], {"on_each_email": {"url": "ftp://x.test/"}})
+
+
+def test_signature_matches_the_standard_webhooks_library() -> None:
+    body = json.dumps({"a": 1}).encode()
+    headers = webhooks.signed_headers(body, msg_id="msg_1", key=webhooks.signing_key(SECRET))
+    assert Webhook(SECRET).verify(body, headers) == {"a": 1}
+    raw = webhooks.signed_headers(body, msg_id="msg_1", key=webhooks.signing_key("plain text"))
+    assert Webhook(b"plain text").verify(body, raw) == {"a": 1}

@@ -1,0 +1,104 @@
+"""`deliver_webhook`: one try of one webhook message (`app.webhooks`), counted in the job's
+delivery state.
+
+A non-2xx answer, no answer within `webhook_timeout`, or a refused URL (a name resolving to a
+private address) is a failed try: the task raises `retry.TemporaryAnswer` and the queue runs it
+again after a doubling delay, until `webhook_retry_for` seconds after its first try; then the
+message is given up (counted, not raised). The message's `webhook-id` is the same on each try.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from procrastinate import JobContext
+
+from app import bulk, fetch, webhooks
+from app.db import jobs
+from app.db import webhooks as webhook_state
+from app.db.session import session_scope
+from app.engine import Resolver
+from worker import retry
+from worker.tasks import deps_of
+
+log = logging.getLogger(__name__)
+
+
+async def deliver_webhook(
+    context: JobContext,
+    *,
+    job_id: int,
+    kind: str,
+    position: int | None = None,
+    first_try: float,
+) -> str:
+    deps = deps_of(context)
+    settings = deps.settings
+    attempts_done = context.job.attempts
+    async with session_scope(deps.sessions) as session:
+        if kind == webhooks.ON_EACH_EMAIL:
+            assert position is not None
+            found = await webhook_state.row_message(session, job_id=job_id, position=position)
+            if found is None:
+                return "skipped: row deleted"
+            stored, output_json = found
+            config = webhooks.WebhookConfig.from_json(stored)
+            endpoint = config.on_each_email if config else None
+            body = (
+                webhooks.row_body(output_json=output_json, extra=endpoint.extra)
+                if endpoint
+                else b""
+            )
+        else:
+            progress = await jobs.progress(session, job_id)
+            if progress is None:
+                return "skipped: job deleted"
+            config = webhooks.WebhookConfig.from_json(await webhook_state.config(session, job_id))
+            endpoint = config.on_complete if config else None
+            body = (
+                webhooks.complete_body(status=bulk.status_body(progress), extra=endpoint.extra)
+                if endpoint
+                else b""
+            )
+    if endpoint is None:
+        return "skipped: no such webhook"
+
+    msg_id = webhooks.message_id(job_id=job_id, kind=kind, position=position)
+    status: int | None = None
+    error: str | None = None
+    try:
+        status = await webhooks.post(
+            endpoint,
+            body,
+            msg_id=msg_id,
+            settings=settings,
+            resolver=Resolver(settings.dns_config()),
+        )
+    except fetch.FetchError as exc:
+        error = exc.message
+    if status is not None and 200 <= status < 300:
+        outcome = "delivered"
+    else:
+        error = error or f"HTTP {status}"
+        delay = webhooks.retry_delay(attempts_done=attempts_done, settings=settings)
+        late = time.time() + delay - first_try > settings.webhook_retry_for
+        outcome = "given_up" if late else "failing"
+    async with session_scope(deps.sessions) as session:
+        await webhook_state.count_try(
+            session,
+            job_id=job_id,
+            kind=kind,
+            outcome=outcome,
+            was_failing=attempts_done > 0,
+            status=status,
+            error=error,
+        )
+    if outcome == "failing":
+        raise retry.TemporaryAnswer(
+            f"webhook {msg_id} of job {job_id} failed ({error}); retried in {delay:g} s",
+            retry_in=delay,
+        )
+    if outcome == "given_up":
+        log.warning("webhook %s of job %s given up: %s", msg_id, job_id, error)
+    return outcome
