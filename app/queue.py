@@ -240,6 +240,8 @@ POOL_LOGGER = "psycopg.pool"
 FETCH_JOB = sql.queries["fetch_job"]
 """The query with which procrastinate's worker takes its next task (its `JobManager.fetch_job`):
 after a stop is requested, not waited for."""
+WORKER_ID_FKEY = "procrastinate_jobs_worker_id_fkey"
+"""Violated by a fetch under a worker id whose registration was deleted (`DeclaredStalled`)."""
 
 
 class _PoolLogInOutage(logging.Filter):
@@ -263,6 +265,20 @@ class _PoolLogInOutage(logging.Filter):
             (" ".join(text.split()),),
         )
         return True
+
+
+class DeclaredStalled(Exception):
+    """This worker's registration is gone: another worker pruned it as stalled (its heartbeat
+    stopped while the database was down, say), so procrastinate can take no job under its id.
+    The worker has to stop and register again (`worker.main`)."""
+
+
+def _declared_stalled(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    return (
+        isinstance(cause, psycopg.errors.ForeignKeyViolation)
+        and cause.diag.constraint_name == WORKER_ID_FKEY
+    )
 
 
 class _RidingOutOutages(PsycopgConnector):
@@ -340,10 +356,15 @@ class _RidingOutOutages(PsycopgConnector):
     async def execute_query_one_async(
         self, query: LiteralString, **arguments: Any
     ) -> dict[str, Any]:
-        return await self._ride_out(
-            lambda: super(_RidingOutOutages, self).execute_query_one_async(query, **arguments),
-            new_work=query == FETCH_JOB,
-        )
+        try:
+            return await self._ride_out(
+                lambda: super(_RidingOutOutages, self).execute_query_one_async(query, **arguments),
+                new_work=query == FETCH_JOB,
+            )
+        except Exception as exc:
+            if query == FETCH_JOB and _declared_stalled(exc):
+                raise DeclaredStalled(f"worker {arguments.get('worker_id')} was pruned") from exc
+            raise
 
     async def execute_query_all_async(
         self, query: LiteralString, **arguments: Any

@@ -128,8 +128,8 @@ async def _keep_running(
     concurrency: int,
     name: str | None,
 ) -> None:
-    """`_run_once`, started again (after a pause) whenever it gives up on the database, until
-    it returns or a stop is requested."""
+    """`_run_once`, started again (after a pause) whenever it gives up on the database, or at
+    once when its registration was pruned, until it returns or a stop is requested."""
     cap = settings.database_retry_max_delay
     attempt = 0
     while True:
@@ -139,6 +139,11 @@ async def _keep_running(
                 settings, db_engine, stopping=stopping, concurrency=concurrency, name=name
             )
             return
+        except queue.DeclaredStalled as exc:
+            if stopping.requested:
+                raise
+            log.warning("%s as stalled by another worker: registering again", exc)
+            continue
         except Exception as exc:
             if stopping.requested or not is_outage(exc):
                 raise

@@ -22,6 +22,7 @@ from app.settings import Settings
 from app.simulator import World
 from tests.conftest import world_settings
 from tests.fixtures.bulk import EXPECTED, FAST_BULK, check_counts, summary_of
+from tests.fixtures.waiting import eventually
 from worker.main import run_async
 
 
@@ -211,3 +212,33 @@ async def test_cancelling_a_running_job_keeps_what_was_verified(
         )
         == 0
     )
+
+
+async def test_a_worker_pruned_as_stalled_registers_again_and_goes_on(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    # After a database outage another worker may prune this one's registration (its
+    # heartbeat stopped meanwhile); a fetch under the old id then breaks a foreign key.
+    url = settings.database_url
+    assert url is not None
+    emails = [f"alice{i}@valid.test" for i in range(6)]
+    registered = "SELECT count(*) FROM procrastinate_workers"
+    worker = asyncio.create_task(run_async(settings, install_signal_handlers=False, name="pruned"))
+    try:
+        await eventually(lambda: count_rows(url, registered), within=10, what="registration")
+        with psycopg.connect(url, autocommit=True) as conn:
+            first = conn.execute("DELETE FROM procrastinate_workers RETURNING id").fetchall()
+
+        job_id = await submit(client, emails)
+        status = await wait_until(client, job_id, done=lambda s: s["job_status"] == "complete")
+
+        assert not worker.done()
+        with psycopg.connect(url) as conn:
+            now = conn.execute("SELECT id FROM procrastinate_workers").fetchall()
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+    assert status["total_processed"] == len(emails)
+    assert len(now) == 1
+    assert now != first  # registered again, under a new id
