@@ -6,7 +6,7 @@ order, with the per-MX limits held throughout. The server is the test's own
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from tests.fixtures.bulk import check_counts, fast_bulk_env
 from tests.fixtures.bulk import crowded_world as build_crowded_world
 from tests.fixtures.restartable_postgres import RestartablePostgres, restartable_postgres
 from tests.fixtures.services import Service, service_env, start_api, start_worker
+from tests.fixtures.waiting import wait_for
 
 __all__ = ["restartable_postgres"]  # the fixture, for this module's tests
 
@@ -77,13 +78,6 @@ def stored(url: str, job_id: int) -> int:
         return 0
     assert row is not None
     return int(row[0])
-
-
-def wait_for(condition: Callable[[], bool], *, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 class Run:

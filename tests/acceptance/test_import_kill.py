@@ -9,10 +9,8 @@ from it, and results are upserted, so neither would show a row enqueued twice)."
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
@@ -22,9 +20,11 @@ from app import imports, queue
 from app.simulator import World
 from tests.conftest import world_env
 from tests.fixtures.bulk import check_counts, fast_bulk_env
+from tests.fixtures.database import query
 from tests.fixtures.http_files import Exchange, HttpFiles, Route
 from tests.fixtures.http_files import http_files as http_files
-from tests.fixtures.services import Service, service_env, start_api, start_worker
+from tests.fixtures.services import service_env, start_api, start_worker
+from tests.fixtures.waiting import wait_for
 
 LINES = 60_000
 PIECE = 1_000  # lines per chunk sent...
@@ -77,20 +77,6 @@ def api(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     service, url = start_api(env=env, logs=tmp_path)
     yield url
     service.stop()
-
-
-def query(url: str, sql: str, *params: object) -> Any:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(sql, params).fetchone()
-    assert row is not None
-    return row[0] if len(row) == 1 else row
-
-
-def wait_for(condition: Any, *, within: float, what: str, log: Service) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{log.output()}"
-        time.sleep(0.05)
 
 
 def test_an_import_killed_midway_resumes_in_another_worker(

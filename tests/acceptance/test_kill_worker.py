@@ -7,16 +7,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from app.simulator import World
 from tests.conftest import world_env
 from tests.fixtures.bulk import check_counts, fast_bulk_env
+from tests.fixtures.database import query
 from tests.fixtures.services import service_env, start_api, start_worker
+from tests.fixtures.waiting import wait_for
 
 
 @pytest.fixture
@@ -32,20 +32,6 @@ def api(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     service, url = start_api(env=env, logs=tmp_path)
     yield url
     service.stop()
-
-
-def query(url: str, sql: str, *params: object) -> Any:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(sql, params).fetchone()
-    assert row is not None
-    return row[0] if len(row) == 1 else row
-
-
-def wait_for(condition: Any, *, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_a_killed_workers_rows_are_finished_by_another(

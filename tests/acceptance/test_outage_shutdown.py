@@ -21,8 +21,10 @@ from app.simulator import World
 from tests.conftest import world_env
 from tests.fixtures.bulk import crowded_world as build_crowded_world
 from tests.fixtures.bulk import fast_bulk_env
+from tests.fixtures.database import query
 from tests.fixtures.restartable_postgres import RestartablePostgres, restartable_postgres
 from tests.fixtures.services import Service, service_env, start_api, start_worker
+from tests.fixtures.waiting import wait_for
 
 __all__ = ["restartable_postgres"]  # the fixture, for this module's tests
 
@@ -73,25 +75,11 @@ def env(crowded_world: World, restartable_postgres: RestartablePostgres) -> dict
     )
 
 
-def query(url: str, sql: str, *params: object) -> tuple[Any, ...]:
-    with psycopg.connect(url, connect_timeout=2) as conn:
-        row = conn.execute(sql, params).fetchone()  # type: ignore[call-overload]
-    assert row is not None
-    return tuple(row)
-
-
 def stored(url: str, job_id: int) -> int:
     try:
-        return int(query(url, "SELECT count(*) FROM bulk_results WHERE job_id = %s", job_id)[0])
+        return int(query(url, "SELECT count(*) FROM bulk_results WHERE job_id = %s", job_id))
     except psycopg.OperationalError:
         return 0
-
-
-def wait_for(condition: Any, *, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 class Job:
@@ -161,7 +149,7 @@ class Job:
         left = query(
             url, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = %s", VERIFY_TASK
         )
-        assert left == (0,)
+        assert left == 0
         assert max(r.peak_connections for r in world.recorders.values()) <= LIMIT
 
     def stop(self) -> list[int]:
@@ -237,7 +225,7 @@ def test_a_worker_stopped_in_an_outage_stores_its_results_if_the_database_return
         "SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing' AND task_name = %s",
         VERIFY_TASK,
     )
-    assert doing == (0,), stopped.output()
+    assert doing == 0, stopped.output()
     job.start_worker("w1")
     job.assert_exactly_once(crowded_world)
     assert job.stop() == [0, 0], job.output()

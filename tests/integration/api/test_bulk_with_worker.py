@@ -22,6 +22,7 @@ from app.settings import Settings
 from app.simulator import World
 from tests.conftest import world_settings
 from tests.fixtures.bulk import EXPECTED, FAST_BULK, check_counts, summary_of
+from tests.fixtures.database import query
 from tests.fixtures.waiting import eventually
 from worker.main import run_async
 
@@ -83,13 +84,6 @@ async def wait_until(
         await asyncio.sleep(0.1)
 
 
-def count_rows(database_url: str, sql: str, *params: object) -> int:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(sql, params).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 async def test_a_list_of_every_behaviour_completes_row_by_row(
     client: httpx.AsyncClient, settings: Settings, world: World
 ) -> None:
@@ -146,11 +140,9 @@ async def test_a_list_of_every_behaviour_completes_row_by_row(
     # exactly one stored row per input row, and no finished task left in procrastinate
     url = settings.database_url
     assert url is not None
-    assert count_rows(url, "SELECT count(*) FROM bulk_results WHERE job_id = %s", job_id) == len(
-        emails
-    )
+    assert query(url, "SELECT count(*) FROM bulk_results WHERE job_id = %s", job_id) == len(emails)
     assert (
-        count_rows(
+        query(
             url, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = %s", queue.VERIFY_TASK
         )
         == 0
@@ -207,7 +199,7 @@ async def test_cancelling_a_running_job_keeps_what_was_verified(
     url = settings.database_url
     assert url is not None
     assert (
-        count_rows(
+        query(
             url, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = %s", queue.VERIFY_TASK
         )
         == 0
@@ -225,7 +217,7 @@ async def test_a_worker_pruned_as_stalled_registers_again_and_goes_on(
     registered = "SELECT count(*) FROM procrastinate_workers"
     worker = asyncio.create_task(run_async(settings, install_signal_handlers=False, name="pruned"))
     try:
-        await eventually(lambda: count_rows(url, registered), within=10, what="registration")
+        await eventually(lambda: query(url, registered), within=10, what="registration")
         with psycopg.connect(url, autocommit=True) as conn:
             first = conn.execute("DELETE FROM procrastinate_workers RETURNING id").fetchall()
 

@@ -23,6 +23,7 @@ from app.db.session import make_engine, make_sessionmaker, session_scope
 from app.settings import Settings
 from app.simulator import World
 from tests.fixtures.bulk import EXPECTED
+from tests.fixtures.waiting import eventually
 from tests.integration.api.test_bulk_with_worker import bulk_settings, running_worker
 
 KEY = b"a test key of 32 bytes, exactly!"
@@ -118,13 +119,6 @@ async def status_of(settings: Settings, job_id: int) -> dict[str, Any]:
             return bulk.status_body(await bulk.status(session, job_id))
     finally:
         await engine.dispose()
-
-
-async def eventually(check: Any, *, within: float) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.1)
 
 
 def independent_signature(call: Call) -> str:
