@@ -41,7 +41,7 @@ from app.db import embedded, migrate
 from app.settings import Settings
 from bench import _support
 from tests.conftest import world_env
-from tests.fixtures.bulk import crowded_world
+from tests.fixtures.bulk import Crowd
 from tests.fixtures.restartable_postgres import RestartablePostgres
 from tests.fixtures.services import Service, service_env, start_api, start_worker
 
@@ -132,29 +132,21 @@ def server_now(url: str) -> datetime:
 
 def one_run(down: float, *, root: Path, args: argparse.Namespace) -> Figures:
     figures = Figures(down=down)
-    domains = max(1, args.addresses // PER_DOMAIN)
-    emails = [f"u{i}@d{d}.crowd.test" for i in range(PER_DOMAIN) for d in range(domains)]
-    expected = [
-        "invalid" if i % INVALID_EVERY == 0 else "safe"
-        for i in range(PER_DOMAIN)
-        for _ in range(domains)
-    ]
+    crowd = Crowd(
+        mx_hosts=MX_HOSTS,
+        limit=LIMIT,
+        domains=max(1, args.addresses // PER_DOMAIN),
+        per_domain=PER_DOMAIN,
+        invalid_every=INVALID_EVERY,
+    )
+    emails, expected = crowd.emails, crowd.expected
     figures.total = len(emails)
     server = RestartablePostgres(root)
     server.start()
     try:
         embedded.ensure_database(server.admin_url, embedded.DATABASE)
         migrate.upgrade(server.url)
-        world = crowded_world(
-            mx_hosts=MX_HOSTS,
-            limit=LIMIT,
-            domains=domains,
-            per_domain=PER_DOMAIN,
-            invalid_every=INVALID_EVERY,
-            latency=LATENCY,
-            max_invalid_rcpts=50,
-        )
-        with world:
+        with crowd.world(latency=LATENCY, max_invalid_rcpts=50) as world:
             env = service_env(
                 server.url, {**world_env(world), "MXPROBE_MX_CONCURRENCY": str(LIMIT)}
             )

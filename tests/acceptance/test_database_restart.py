@@ -16,42 +16,26 @@ import pytest
 
 from app.simulator import World
 from tests.conftest import world_env
-from tests.fixtures.bulk import check_counts, fast_bulk_env
-from tests.fixtures.bulk import crowded_world as build_crowded_world
+from tests.fixtures.bulk import Crowd, check_counts, fast_bulk_env
+from tests.fixtures.database import stored_results
 from tests.fixtures.restartable_postgres import RestartablePostgres, restartable_postgres
 from tests.fixtures.services import Service, service_env, start_api, start_worker
 from tests.fixtures.waiting import wait_for
 
 __all__ = ["restartable_postgres"]  # the fixture, for this module's tests
 
-MX_HOSTS = 3
-LIMIT = 2
-DOMAINS = 12
-PER_DOMAIN = 40
-INVALID_EVERY = 5  # every 5th address does not exist
-EMAILS = [f"u{i}@d{d}.crowd.test" for i in range(PER_DOMAIN) for d in range(DOMAINS)]
-EXPECTED = [
-    "invalid" if i % INVALID_EVERY == 0 else "safe"
-    for i in range(PER_DOMAIN)
-    for _ in range(DOMAINS)
-]
+# every 5th address does not exist
+CROWD = Crowd(mx_hosts=3, limit=2, domains=12, per_domain=40, invalid_every=5)
+EMAILS = CROWD.emails
+EXPECTED = CROWD.expected
+LIMIT = CROWD.limit
 
 
 @pytest.fixture
 def crowded_world() -> Iterator[World]:
     """A few slow-ish MX hosts, each refusing a 3rd simultaneous connection with 421."""
-    world = build_crowded_world(
-        mx_hosts=MX_HOSTS,
-        limit=LIMIT,
-        domains=DOMAINS,
-        per_domain=PER_DOMAIN,
-        invalid_every=INVALID_EVERY,
-        latency=0.03,
-        max_invalid_rcpts=50,
-    )
-    with world:
+    with CROWD.running(latency=0.03, max_invalid_rcpts=50) as world:
         yield world
-        assert world.total_data_commands() == 0
 
 
 @pytest.fixture
@@ -65,19 +49,6 @@ def env(crowded_world: World, restartable_postgres: RestartablePostgres) -> dict
             "MXPROBE_DATABASE_RETRY_MAX_DELAY": "1",
         },
     )
-
-
-def stored(url: str, job_id: int) -> int:
-    """Results stored so far (asked of the server directly; 0 while it is down)."""
-    try:
-        with psycopg.connect(url, connect_timeout=2) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM bulk_results WHERE job_id = %s", (job_id,)
-            ).fetchone()
-    except psycopg.OperationalError:
-        return 0
-    assert row is not None
-    return int(row[0])
 
 
 class Run:
@@ -99,7 +70,7 @@ class Run:
 
     def progress_past(self, count: int) -> None:
         wait_for(
-            lambda: stored(self.server.url, self.job_id) >= count,
+            lambda: stored_results(self.server.url, self.job_id) >= count,
             within=60,
             what=f"{count} results\n{self.logs()}",
         )

@@ -12,32 +12,19 @@ import pytest
 
 from app.simulator import Behaviour, World
 from tests.conftest import world_env
-from tests.fixtures.bulk import check_counts, fast_bulk_env
-from tests.fixtures.bulk import crowded_world as build_crowded_world
+from tests.fixtures.bulk import Crowd, check_counts, fast_bulk_env
 from tests.fixtures.services import service_env, start_api, start_worker
 
-MX_HOSTS = 3
-LIMIT = 2
-DOMAINS = 12
-PER_DOMAIN = 15
-INVALID_EVERY = 5  # every 5th address does not exist
+# every 5th address does not exist
+CROWD = Crowd(mx_hosts=3, limit=2, domains=12, per_domain=15, invalid_every=5)
+LIMIT = CROWD.limit
 
 
 @pytest.fixture
 def crowded_world() -> Iterator[World]:
     """A few MX hosts, each refusing a 3rd simultaneous connection with 421."""
-    world = build_crowded_world(
-        mx_hosts=MX_HOSTS,
-        limit=LIMIT,
-        domains=DOMAINS,
-        per_domain=PER_DOMAIN,
-        invalid_every=INVALID_EVERY,
-        latency=0.02,
-        max_invalid_rcpts=10,
-    )
-    with world:
+    with CROWD.running(latency=0.02, max_invalid_rcpts=10) as world:
         yield world
-        assert world.total_data_commands() == 0
 
 
 def run_bulk(env: dict[str, str], emails: list[str], logs: Path) -> list[dict[str, object]]:
@@ -73,16 +60,10 @@ def test_two_workers_never_exceed_the_per_mx_limit(
         fresh_database_url,
         {**world_env(crowded_world), **fast_bulk_env(), "MXPROBE_MX_CONCURRENCY": str(LIMIT)},
     )
-    emails = [f"u{i}@d{d}.crowd.test" for i in range(PER_DOMAIN) for d in range(DOMAINS)]
+    emails = CROWD.emails
     results = run_bulk(env, emails, tmp_path)
 
-    verdicts = [r["is_reachable"] for r in results]
-    expected = [
-        "invalid" if i % INVALID_EVERY == 0 else "safe"
-        for i in range(PER_DOMAIN)
-        for _ in range(DOMAINS)
-    ]
-    assert verdicts == expected
+    assert [r["is_reachable"] for r in results] == CROWD.expected
     recorders = crowded_world.recorders
     assert max(r.peak_connections for r in recorders.values()) <= LIMIT
     assert sum(r.refused_421 for r in recorders.values()) == 0

@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from app.simulator import World
 from tests.conftest import world_env
-from tests.fixtures.bulk import crowded_world as build_crowded_world
-from tests.fixtures.bulk import fast_bulk_env
-from tests.fixtures.database import query
+from tests.fixtures.bulk import Crowd, fast_bulk_env
+from tests.fixtures.database import query, stored_results
 from tests.fixtures.restartable_postgres import RestartablePostgres, restartable_postgres
 from tests.fixtures.services import Service, service_env, start_api, start_worker
 from tests.fixtures.waiting import wait_for
@@ -30,33 +28,16 @@ __all__ = ["restartable_postgres"]  # the fixture, for this module's tests
 
 SHUTDOWN_TIMEOUT = 3.0
 SLACK = 2.5  # process exit, closing pools: "a little"
-MX_HOSTS = 2
-LIMIT = 3
-DOMAINS = 4
-PER_DOMAIN = 30
-INVALID_EVERY = 4
-EMAILS = [f"u{i}@d{d}.crowd.test" for i in range(PER_DOMAIN) for d in range(DOMAINS)]
-EXPECTED = [
-    "invalid" if i % INVALID_EVERY == 0 else "safe"
-    for i in range(PER_DOMAIN)
-    for _ in range(DOMAINS)
-]
+CROWD = Crowd(mx_hosts=2, limit=3, domains=4, per_domain=30, invalid_every=4)
+EMAILS = CROWD.emails
+EXPECTED = CROWD.expected
+LIMIT = CROWD.limit
 
 
 @pytest.fixture
 def crowded_world() -> Iterator[World]:
-    world = build_crowded_world(
-        mx_hosts=MX_HOSTS,
-        limit=LIMIT,
-        domains=DOMAINS,
-        per_domain=PER_DOMAIN,
-        invalid_every=INVALID_EVERY,
-        latency=0.05,
-        max_invalid_rcpts=50,
-    )
-    with world:
+    with CROWD.running(latency=0.05, max_invalid_rcpts=50) as world:
         yield world
-        assert world.total_data_commands() == 0
 
 
 @pytest.fixture
@@ -73,13 +54,6 @@ def env(crowded_world: World, restartable_postgres: RestartablePostgres) -> dict
             "MXPROBE_WORKER_STALLED_TIMEOUT": "2",
         },
     )
-
-
-def stored(url: str, job_id: int) -> int:
-    try:
-        return int(query(url, "SELECT count(*) FROM bulk_results WHERE job_id = %s", job_id))
-    except psycopg.OperationalError:
-        return 0
 
 
 class Job:
@@ -107,7 +81,7 @@ class Job:
 
     def progress_past(self, count: int) -> None:
         wait_for(
-            lambda: stored(self.server.url, self.id) >= count,
+            lambda: stored_results(self.server.url, self.id) >= count,
             within=60,
             what=f"{count} results\n{self.output()}",
         )

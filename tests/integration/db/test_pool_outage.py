@@ -33,15 +33,13 @@ from app.engine import (
 from app.settings import Settings
 from app.simulator import World
 from tests.conftest import world_settings
-from tests.fixtures.bulk import crowded_world
+from tests.fixtures.bulk import Crowd
 from tests.fixtures.restartable_postgres import RestartablePostgres, restartable_postgres
 
 __all__ = ["restartable_postgres"]  # the fixture, for this module's tests
 
-LIMIT = 2
-DOMAINS = 10
-PER_DOMAIN = 40
-INVALID_EVERY = 5
+CROWD = Crowd(mx_hosts=1, limit=2, domains=10, per_domain=40, invalid_every=5)
+LIMIT = CROWD.limit
 DOWN = 2.0  # seconds; with the limiter's grace after reconnecting, more than the slot wait
 
 
@@ -49,16 +47,7 @@ DOWN = 2.0  # seconds; with the limiter's grace after reconnecting, more than th
 def crowd() -> Iterator[World]:
     """One MX that refuses a connection past `LIMIT` with 421; a Postfix-like hard error limit
     well above the sessions' own."""
-    world = crowded_world(
-        mx_hosts=1,
-        limit=LIMIT,
-        domains=DOMAINS,
-        per_domain=PER_DOMAIN,
-        invalid_every=INVALID_EVERY,
-        latency=0.02,
-        max_invalid_rcpts=50,
-    )
-    with world:
+    with CROWD.world(latency=0.02, max_invalid_rcpts=50) as world:
         yield world
 
 
@@ -130,9 +119,7 @@ async def test_two_workers_ride_out_a_database_outage_and_take_their_sessions_ba
     asyncio.get_running_loop().set_exception_handler(lambda _, context: unretrieved.append(context))
     settings = world_settings(crowd, slot_wait=1.5, session_idle_timeout=5.0)
     expected = {
-        f"u{i}@d{d}.crowd.test": ["invalid" if i % INVALID_EVERY == 0 else "safe"]
-        for i in range(PER_DOMAIN)
-        for d in range(DOMAINS)
+        email: [verdict] for email, verdict in zip(CROWD.emails, CROWD.expected, strict=True)
     }
     tasks = Tasks(deque(expected))
     [mx] = crowd.recorders.values()
