@@ -12,8 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import queue
-from app.api.main import create_app
 from app.settings import Settings
+from tests.fixtures.api import in_process_api
 
 MAX_EMAILS = 5
 
@@ -22,12 +22,11 @@ MAX_EMAILS = 5
 async def client(
     shared_database_url: str, api_sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(database_url=shared_database_url, bulk_max_emails=MAX_EMAILS))
-    async with app.router.lifespan_context(app):
-        app.state.sessionmaker = api_sessions
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
+    async with in_process_api(
+        Settings(database_url=shared_database_url, bulk_max_emails=MAX_EMAILS),
+        sessions=api_sessions,
+    ) as http:
+        yield http
 
 
 def assert_error(response: httpx.Response, status: int) -> str:

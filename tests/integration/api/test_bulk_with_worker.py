@@ -16,11 +16,11 @@ import psycopg
 import pytest
 
 from app import queue
-from app.api.main import create_app
 from app.api.v0 import csv_export
 from app.settings import Settings
 from app.simulator import World
 from tests.conftest import world_settings
+from tests.fixtures.api import in_process_api
 from tests.fixtures.bulk import EXPECTED, FAST_BULK, check_counts, summary_of
 from tests.fixtures.database import query
 from tests.fixtures.waiting import eventually
@@ -40,11 +40,8 @@ def settings(world: World, fresh_database_url: str) -> Settings:
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
+    async with in_process_api(settings) as http:
+        yield http
 
 
 @contextlib.asynccontextmanager
@@ -157,14 +154,11 @@ async def test_greylisting_ends_unknown_after_the_last_attempt(
         world, fresh_database_url, greylist_retry_delay=0.2, greylist_max_attempts=2
     )
     world.reset_greylists()
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            job_id = await submit(client, ["dave@greylist.test"])
-            async with running_worker(settings):
-                await wait_until(client, job_id, done=lambda s: s["job_status"] == "complete")
-            results = (await client.get(f"/v0/bulk/{job_id}/download")).json()["results"]
+    async with in_process_api(settings) as client:
+        job_id = await submit(client, ["dave@greylist.test"])
+        async with running_worker(settings):
+            await wait_until(client, job_id, done=lambda s: s["job_status"] == "complete")
+        results = (await client.get(f"/v0/bulk/{job_id}/download")).json()["results"]
 
     assert [r["is_reachable"] for r in results] == ["unknown"]
     assert results[0]["smtp"]["error"]["message"].startswith("transient:")

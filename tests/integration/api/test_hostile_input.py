@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.errors import error_json
 from app.api.limits import BULK_BYTES_PER_EMAIL, BULK_SLACK_BYTES, CHECK_EMAIL_MAX_BYTES
-from app.api.main import create_app
 from app.settings import Settings
 from app.simulator import World
 from tests.conftest import world_settings
+from tests.fixtures.api import in_process_api
 
 MAX_EMAILS = 5
 BULK_LIMIT = MAX_EMAILS * BULK_BYTES_PER_EMAIL + BULK_SLACK_BYTES
@@ -41,12 +41,8 @@ def client_with(
         settings = world_settings(
             world, database_url=shared_database_url, bulk_max_emails=MAX_EMAILS, **overrides
         )
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            app.state.sessionmaker = api_sessions
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                yield http
+        async with in_process_api(settings, sessions=api_sessions) as http:
+            yield http
 
     return connect
 

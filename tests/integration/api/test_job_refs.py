@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import bulk
-from app.api.main import create_app
 from app.settings import Settings
+from tests.fixtures.api import in_process_api
 
 VALID = {"input_type": "array", "input": ["alice@normal.test", "bob@normal.test"]}
 TOKEN_ALPHABET = set(string.ascii_letters + string.digits + "-_")
@@ -32,12 +32,10 @@ def clients(
 ) -> ClientFactory:
     @asynccontextmanager
     async def open_client(**settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(Settings(database_url=shared_database_url, **settings))
-        async with app.router.lifespan_context(app):
-            app.state.sessionmaker = api_sessions
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                yield http
+        async with in_process_api(
+            Settings(database_url=shared_database_url, **settings), sessions=api_sessions
+        ) as http:
+            yield http
 
     return open_client
 

@@ -16,12 +16,12 @@ import pytest
 from cryptography.fernet import Fernet
 
 from app import imports
-from app.api.main import create_app
 from app.db.jobs import JobOptions
 from app.db.session import make_engine, make_sessionmaker, session_scope
 from app.lists import Row
 from app.settings import Settings
 from app.simulator import World
+from tests.fixtures.api import in_process_api
 from tests.fixtures.http_files import (
     Exchange,
     HttpFiles,
@@ -54,11 +54,8 @@ def settings(world: World, fresh_database_url: str) -> Settings:
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
+    async with in_process_api(settings) as http:
+        yield http
 
 
 async def created(response: httpx.Response) -> int:
@@ -210,11 +207,10 @@ async def test_private_addresses_are_refused_unless_allowed(
     world: World, fresh_database_url: str, http_files: HttpFiles
 ) -> None:
     url = http_files.serve("/list.txt", body(LIST))
-    app = create_app(bulk_settings(world, fresh_database_url))  # allow_private_urls: no
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            response = await http.post("/v0/bulk", json={"input_type": "remote_url", "input": url})
+    async with in_process_api(
+        bulk_settings(world, fresh_database_url)
+    ) as http:  # allow_private_urls: no
+        response = await http.post("/v0/bulk", json={"input_type": "remote_url", "input": url})
     assert "private" in error_of(response, 400).lower()
     assert http_files.requests_for("/list.txt") == []
 
@@ -243,15 +239,12 @@ async def test_credentials_in_the_url_are_sent_and_never_stored(
     url = http_files.serve(
         "/private.txt", basic_auth("reader", "s3cr:et", body(LIST)), userinfo="reader:s3cr%3Aet"
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            job_id = await created(
-                await http.post("/v0/bulk", json={"input_type": "remote_url", "input": url})
-            )
-            async with running_worker(settings):
-                await complete(http, job_id)
+    async with in_process_api(settings) as http:
+        job_id = await created(
+            await http.post("/v0/bulk", json={"input_type": "remote_url", "input": url})
+        )
+        async with running_worker(settings):
+            await complete(http, job_id)
     with psycopg.connect(fresh_database_url) as conn:
         row = conn.execute(
             "SELECT source, import_credentials, options::text FROM bulk_jobs WHERE id = %s",
@@ -277,15 +270,12 @@ async def test_more_rows_than_allowed_ends_the_import_at_the_limit(
 ) -> None:
     settings = bulk_settings(world, fresh_database_url, allow_private_urls=True, bulk_max_emails=3)
     url = http_files.serve("/list.txt", body(LIST * 3))
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            job_id = await created(
-                await http.post("/v0/bulk", json={"input_type": "remote_url", "input": url})
-            )
-            async with running_worker(settings):
-                status = await complete(http, job_id)
+    async with in_process_api(settings) as http:
+        job_id = await created(
+            await http.post("/v0/bulk", json={"input_type": "remote_url", "input": url})
+        )
+        async with running_worker(settings):
+            status = await complete(http, job_id)
     assert status["total_records"] == status["total_processed"] == 3
     assert "more than 3 rows" in status["error"]
 

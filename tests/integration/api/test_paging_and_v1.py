@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import Text, cast, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.api.main import create_app
 from app.db import jobs, results
 from app.db.models import BulkResult, BulkRow
 from app.settings import Settings
+from tests.fixtures.api import in_process_api
 
 ROWS = 120
 
@@ -49,24 +49,12 @@ def address(position: int) -> str:
     return f"user{position}@x.test"
 
 
-async def make_client(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        app.state.sessionmaker = sessions
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
-
-
 @pytest.fixture
 async def client(
     shared_database_url: str, api_sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async for http in make_client(
-        Settings(database_url=shared_database_url, bulk_max_emails=200), api_sessions
-    ):
+    settings = Settings(database_url=shared_database_url, bulk_max_emails=200)
+    async with in_process_api(settings, sessions=api_sessions) as http:
         yield http
 
 
@@ -75,7 +63,7 @@ async def tenant_client(
     shared_database_url: str, api_sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(database_url=shared_database_url, require_job_token=True)
-    async for http in make_client(settings, api_sessions):
+    async with in_process_api(settings, sessions=api_sessions) as http:
         yield http
 
 

@@ -6,8 +6,7 @@ checked when on, credentials SOCKS5 cannot send refused at submit time, and noth
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,11 +15,11 @@ import pytest
 from cryptography.fernet import Fernet
 
 from app import queue
-from app.api.main import create_app
 from app.engine import Resolver, Verifier
 from app.settings import Settings
 from app.simulator import World
 from tests.conftest import world_settings
+from tests.fixtures.api import in_process_api
 from tests.fixtures.socks import Socks, free_port, microsocks
 from tests.integration.api.test_bulk_with_worker import bulk_settings, running_worker, wait_until
 from tests.integration.worker.conftest import job_context
@@ -41,15 +40,6 @@ def socks() -> Iterator[Socks]:
 
 def wrong_password(socks: Socks) -> str:
     return f"socks5://{USER}:wrong@{socks.host}:{socks.port}"
-
-
-@asynccontextmanager
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
 
 
 async def check(client: httpx.AsyncClient, **body: Any) -> httpx.Response:
@@ -86,7 +76,7 @@ async def test_a_check_goes_through_the_named_proxy(
         database_url=shared_database_url,
         proxies={"good": socks.url(), "bad": wrong_password(socks)},
     )
-    async with api(settings) as client:
+    async with in_process_api(settings) as client:
         good = await check(client, proxy="good")
         bad = await check(client, proxy="bad")
         direct = await check(client)
@@ -108,7 +98,7 @@ async def test_the_default_proxy_serves_every_check_and_a_name_replaces_it(
         proxy=wrong_password(socks),
         proxies={"good": socks.url()},
     )
-    async with api(settings) as client:
+    async with in_process_api(settings) as client:
         default = await check(client)
         named = await check(client, proxy="good")
 
@@ -118,7 +108,7 @@ async def test_the_default_proxy_serves_every_check_and_a_name_replaces_it(
 
 async def test_an_unknown_proxy_name_is_a_400(world: World, shared_database_url: str) -> None:
     settings = world_settings(world, database_url=shared_database_url, proxies={})
-    async with api(settings) as client:
+    async with in_process_api(settings) as client:
         response = await check(client, proxy="eu")
 
     assert error_of(response) == (
@@ -130,7 +120,7 @@ async def test_free_form_proxies_are_refused_by_default(
     world: World, shared_database_url: str, socks: Socks
 ) -> None:
     settings = world_settings(world, database_url=shared_database_url)
-    async with api(settings) as client:
+    async with in_process_api(settings) as client:
         for host in ("127.0.0.1", "169.254.169.254", "proxy.example.com"):
             response = await check(client, proxy={"host": host, "port": socks.port})
 
@@ -145,7 +135,7 @@ async def test_a_private_literal_proxy_is_a_400(
     world: World, shared_database_url: str, host: str
 ) -> None:
     settings = world_settings(world, database_url=shared_database_url, allow_request_proxy=True)
-    async with api(settings) as client:
+    async with in_process_api(settings) as client:
         response = await check(client, proxy={"host": host, "port": 1080})
 
     assert error_of(response) == (
@@ -161,7 +151,7 @@ async def test_a_proxy_name_resolving_to_loopback_is_refused_when_connecting(
     engine does not connect, and the result says only `proxy unreachable`."""
     settings = world_settings(world, database_url=shared_database_url, allow_request_proxy=True)
     proxy = {"host": "localhost", "port": socks.port, "username": USER, "password": PASSWORD}
-    async with api(settings) as client:
+    async with in_process_api(settings) as client:
         response = await check(client, proxy=proxy)
 
     assert response.status_code == 200
@@ -179,7 +169,7 @@ async def test_a_free_form_proxy_when_allowed_with_private_addresses(
         allow_private_proxy=True,
     )
     proxy = {"host": "localhost", "port": str(socks.port), "username": USER}
-    async with api(settings) as client:
+    async with in_process_api(settings) as client:
         good = await check(client, proxy={**proxy, "password": PASSWORD})
         bad = await check(client, proxy={**proxy, "password": "wrong"})
 
@@ -197,7 +187,7 @@ async def test_closed_http_and_refusing_proxies_read_the_same(
         allow_request_proxy=True,
         allow_private_proxy=True,
     )
-    async with api(settings) as client:
+    async with in_process_api(settings) as client:
         # the API itself is no HTTP server on a port; microsocks with a wrong password is
         # the SOCKS server refusing, and a free port is closed
         closed = await check(client, proxy={"host": "127.0.0.1", "port": free_port()})
@@ -244,7 +234,7 @@ async def test_credentials_socks5_cannot_send_are_a_400_at_submit(
         body.update(input_type="array", input=["alice@normal.test"])
     else:
         body.update(to_email="alice@normal.test")
-    async with api(settings) as client:
+    async with in_process_api(settings) as client:
         response = await client.post(route, json=body)
         alive = await client.get("/healthz")
 
@@ -265,7 +255,7 @@ async def test_a_bulk_job_goes_through_the_named_proxy_and_stores_only_its_name(
         fresh_database_url,
         proxies={"good": socks.url(), "bad": wrong_password(socks)},
     )
-    async with api(settings) as client:
+    async with in_process_api(settings) as client:
         good = (
             await client.post(
                 "/v0/bulk", json={"input_type": "array", "input": ADDRESSES, "proxy": "good"}
@@ -294,7 +284,7 @@ async def test_a_name_the_worker_does_not_know_gives_unknown_rows_not_a_crash_lo
 ) -> None:
     api_settings = bulk_settings(world, fresh_database_url, proxies={"eu": socks.url()})
     worker_settings = bulk_settings(world, fresh_database_url)  # no MXPROBE_PROXIES
-    async with api(api_settings) as client:
+    async with in_process_api(api_settings) as client:
         response = await client.post(
             "/v0/bulk", json={"input_type": "array", "input": ADDRESSES, "proxy": "eu"}
         )
@@ -323,7 +313,7 @@ async def test_free_form_credentials_in_a_bulk_job_need_a_secret_key(
 ) -> None:
     settings = bulk_settings(world, fresh_database_url, allow_request_proxy=True)
     proxy = {"host": "proxy.example.com", "port": 1080, "username": "u", "password": "p"}
-    async with api(settings) as client:
+    async with in_process_api(settings) as client:
         refused = await client.post(
             "/v0/bulk", json={"input_type": "array", "input": ADDRESSES, "proxy": proxy}
         )
@@ -354,7 +344,7 @@ async def test_free_form_credentials_are_sealed_used_and_erased_once_the_job_end
         secret_key=KEY,
     )
     proxy = {"host": "127.0.0.1", "port": socks.port, "username": USER, "password": PASSWORD}
-    async with api(settings) as client:
+    async with in_process_api(settings) as client:
         job_id = (
             await client.post(
                 "/v0/bulk", json={"input_type": "array", "input": ADDRESSES, "proxy": proxy}
@@ -390,7 +380,7 @@ async def test_a_cancelled_jobs_credentials_are_erased_at_once(
         secret_key=KEY,
     )
     proxy = {"host": "127.0.0.1", "port": 1080, "username": USER, "password": PASSWORD}
-    async with api(settings) as client:
+    async with in_process_api(settings) as client:
         job_id = (
             await client.post(
                 "/v0/bulk", json={"input_type": "array", "input": ADDRESSES, "proxy": proxy}
@@ -426,9 +416,9 @@ async def test_the_served_openapi_says_which_proxies_this_server_accepts(
         proxies={"us": socks.url(), "eu": socks.url()},
         allow_request_proxy=True,
     )
-    async with api(world_settings(world, database_url=shared_database_url)) as client:
+    async with in_process_api(world_settings(world, database_url=shared_database_url)) as client:
         default = (await client.get("/openapi.json")).json()["components"]["schemas"]
-    async with api(configured) as client:
+    async with in_process_api(configured) as client:
         opened = (await client.get("/openapi.json")).json()["components"]["schemas"]
 
     for body in ("CheckEmailIn", "BulkIn"):
