@@ -15,6 +15,7 @@ from app.api.secret import HEADER, HeaderSecret
 from app.api.v0 import bulk, check_email, download, proxies
 from app.api.v1 import bulk as v1_bulk
 from app.api.v1 import check_email as v1_check_email
+from app.api.v1 import webhook
 from app.db.session import make_engine, make_sessionmaker
 from app.settings import Settings, get_settings
 from app.verifiers import open_verifier
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(download.router)
     app.include_router(v1_check_email.router)
     app.include_router(v1_bulk.router)
+    webhook.describe(app)
     # Built now, once: FastAPI serves the document it finds in `openapi_schema`.
     app.openapi_schema = openapi.corrected(
         app.openapi(),

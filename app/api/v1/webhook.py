@@ -8,9 +8,11 @@ import re
 from typing import Annotated
 from urllib.parse import urlsplit
 
+from fastapi import FastAPI
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from app.api.v0.schemas import STORABLE
+from app.bulk import BulkStatus
 
 MAX_URL_LENGTH = 2048
 MAX_HEADERS = 20
@@ -121,3 +123,42 @@ class Webhook(BaseModel):
         if self.on_each_email is None and self.on_complete is None:
             return None
         return self.model_dump(mode="json", exclude_none=True)
+
+
+SIGNED = (
+    "Signed per Standard Webhooks when MXPROBE_WEBHOOK_SECRET is set: `webhook-id` (the same on "
+    "every retry of a message), `webhook-timestamp` (unix seconds of this try) and "
+    '`webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`. Retried with '
+    "a doubling delay on a non-2xx answer or none, for MXPROBE_WEBHOOK_RETRY_FOR seconds."
+)
+
+
+class EachEmailMessage(BaseModel):
+    """What `on_each_email` POSTs, once per row (Reacher's body)."""
+
+    result: dict[str, JsonValue] = Field(
+        description="The row's CheckEmailOutput, as the job's download holds it"
+    )
+    extra: JsonValue = Field(description="The webhook's `extra`, as given (null when none)")
+
+
+class CompleteMessage(BulkStatus):
+    """What `on_complete` POSTs, once, when the job's last row is stored: its status body."""
+
+    extra: JsonValue = Field(description="The webhook's `extra`, as given (null when none)")
+
+
+def describe(app: FastAPI) -> None:
+    """The two webhooks' POSTs, in the OpenAPI document's `webhooks`: what a receiver gets."""
+
+    @app.webhooks.post(
+        "on_each_email", summary="A row of a job verified", description=SIGNED, status_code=200
+    )
+    def on_each_email(message: EachEmailMessage) -> None:
+        """The receiver answers 2xx; anything else is retried."""
+
+    @app.webhooks.post(
+        "on_complete", summary="A job's last row verified", description=SIGNED, status_code=200
+    )
+    def on_complete(message: CompleteMessage) -> None:
+        """The receiver answers 2xx; anything else is retried."""

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 from standardwebhooks.webhooks import Webhook
 
 from app import bulk, webhooks
+from app.api.main import create_app
 from app.db.jobs import JobOptions
 from app.db.session import make_engine, make_sessionmaker, session_scope
 from app.settings import Settings
@@ -121,6 +123,13 @@ async def status_of(settings: Settings, job_id: int) -> dict[str, Any]:
         await engine.dispose()
 
 
+def documented_body(settings: Settings, message: str) -> Draft202012Validator:
+    """The body of `message` as the served OpenAPI document describes it."""
+    document = create_app(settings).openapi()
+    body = document["webhooks"][message]["post"]["requestBody"]["content"]["application/json"]
+    return Draft202012Validator({**body["schema"], "components": document["components"]})
+
+
 def independent_signature(call: Call) -> str:
     signed = f"{call.headers['webhook-id']}.{call.headers['webhook-timestamp']}.".encode()
     digest = hmac.new(KEY, signed + call.body, hashlib.sha256).digest()
@@ -179,6 +188,11 @@ async def test_each_row_once_and_completion_once_through_failures(
     assert all(p["extra"] == {"list": "a"} for p in delivered_rows)
     done = [p for c, p in completions if c.status == 204]
     assert len(done) == 1
+    # and each is what the OpenAPI document's `webhooks` says a receiver gets
+    for message, payloads in (("on_each_email", delivered_rows), ("on_complete", done)):
+        documented = documented_body(settings, message)
+        for payload in payloads:
+            documented.validate(payload)
     assert done[0]["job_id"] == job_id
     assert done[0]["job_status"] == "complete"
     assert done[0]["total_processed"] == len(emails)
