@@ -10,22 +10,26 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
 from cryptography.fernet import Fernet
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app import durations
 from app.engine.config import DnsConfig, MxOverride, ProbeConfig, ProxyConfig
+from app.engine.rules import trust
 from app.engine.rules.rates import Rate, parse_rate
 from app.engine.rules.syntax import has_control_chars
 
@@ -90,6 +94,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     allow_private_mx: bool = False
     starttls: bool = True
+    # Provider trust (README "Fields of a result"): providers trusted besides seed 003's list
+    # (names, aliases or MX host domains), and the verdict policy.
+    trusted_providers: Annotated[tuple[str, ...], NoDecode] = ()
+    policy: Literal["none", "trusted_providers_only"] = "none"
 
     # DNS
     dns_nameservers: Annotated[tuple[str, ...], NoDecode] = ()
@@ -101,6 +109,12 @@ class Settings(BaseSettings):
     greylist_retry_delay: float = Field(default=300.0, ge=0)
     greylist_max_attempts: int = Field(default=3, ge=1)
     check_greylist_wait: float = Field(default=0.0, ge=0)
+
+    # Result cache (app/cache.py): a result younger than this is reused, in seconds or a
+    # duration ("12h", "1d", "P1D"); 0 turns the cache off.
+    result_cache_ttl: Annotated[float, BeforeValidator(durations.seconds)] = Field(
+        default=86_400.0, ge=0, allow_inf_nan=False
+    )
 
     # Politeness
     mx_concurrency: int = Field(default=5, ge=1)
@@ -154,6 +168,19 @@ class Settings(BaseSettings):
     worker_shutdown_timeout: float = Field(default=30.0, ge=0)
     # While PostgreSQL is unreachable, workers retry with a doubling, jittered pause up to this.
     database_retry_max_delay: float = Field(default=5.0, gt=0)
+    # Logs and metrics (app/logs.py, app/metrics.py). A worker serves /metrics on this port
+    # (unset: none); `mxprobe serve` gives its n-th worker this port + n.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.lower() if info.field_name == "log_format" else value.upper()
 
     @model_validator(mode="after")
     def _stalled_after_heartbeats(self) -> Settings:
@@ -201,6 +228,27 @@ class Settings(BaseSettings):
                     'trailing slash (e.g. https://app.example.com), or "*"'
                 )
         return value
+
+    @field_validator("trusted_providers", mode="before")
+    @classmethod
+    def _split_providers(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return tuple(json.loads(text))
+                except (ValueError, TypeError) as exc:
+                    raise ValueError("trusted_providers: not a JSON list of names") from exc
+            return tuple(p.strip() for p in text.split(",") if p.strip())
+        return value
+
+    @field_validator("trusted_providers")
+    @classmethod
+    def _known_providers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            if (problem := trust.entry_problem(entry)) is not None:
+                raise ValueError(f"trusted_providers: {problem}")
+        return tuple(entry.strip().lower() for entry in value)
 
     @field_validator("dns_nameservers", mode="before")
     @classmethod
@@ -289,6 +337,8 @@ class Settings(BaseSettings):
             session_idle_timeout=self.session_idle_timeout,
             slot_wait=self.slot_wait,
             busy_cooldown=self.busy_cooldown,
+            trusted_providers=self.trusted_providers,
+            policy=self.policy,
             mx_overrides=tuple(
                 MxOverride(
                     key=key.lower(),

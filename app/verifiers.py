@@ -24,13 +24,16 @@ from app.engine import (
     LocalRateLimiter,
     MxBehaviour,
     MxLimiter,
+    Observer,
     ProbeOpener,
     RateLimiter,
     Resolver,
     SessionPool,
     Verifier,
 )
+from app.engine.observer import NO_OBSERVER
 from app.engine.probes.behaviour import sync_every
+from app.engine.probes.transcript import Transcript
 from app.settings import Settings
 
 
@@ -42,8 +45,12 @@ async def open_verifier(
     raise_no_slot: bool = False,
     max_waiters: int | None = None,
     greylist_inline_retry: float | None = None,
+    observer: Observer = NO_OBSERVER,
+    transcript: Transcript | None = None,
 ) -> AsyncIterator[Verifier]:
-    """A Verifier with its resolver, session pool and limiters; all closed on exit."""
+    """A Verifier with its resolver, session pool and limiters; all closed on exit.
+    `observer`: told what the resolver, the pool and the verifier see (`app.metrics`);
+    `transcript`: where every SMTP session writes its conversation (`mxprobe check`)."""
     limiter: MxLimiter
     postgres: PostgresMxLimiter | None = None
     default_rate, rate_overrides = settings.default_rate(), settings.rate_limits()
@@ -73,10 +80,10 @@ async def open_verifier(
     config = settings.probe_config()
     if greylist_inline_retry is not None:
         config = dataclasses.replace(config, greylist_inline_retry=greylist_inline_retry)
-    resolver = Resolver(settings.dns_config())
+    resolver = Resolver(settings.dns_config(), observer=observer)
     book = MxBehaviour()
     pool = SessionPool(
-        opener=ProbeOpener(config, book),
+        opener=ProbeOpener(config, book, transcript=transcript),
         limiter=limiter,
         idle_timeout=config.session_idle_timeout,
         slot_wait=config.slot_wait,
@@ -84,8 +91,11 @@ async def open_verifier(
         rates=rates,
         behaviour=book,
         busy_cooldown=config.busy_cooldown,
+        observer=observer,
     )
-    verifier = Verifier(config, resolver=resolver, pool=pool, raise_no_slot=raise_no_slot)
+    verifier = Verifier(
+        config, resolver=resolver, pool=pool, raise_no_slot=raise_no_slot, observer=observer
+    )
     try:
         async with sharing_behaviour(settings, book, shared=shared_limits):
             yield verifier

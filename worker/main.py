@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import logging.config
 import signal
 import time
 from collections.abc import Iterator
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import queue
+from app import logs, metrics, queue
 from app.db.session import libpq_url, make_engine, make_sessionmaker
 from app.outage import Stopping, backoff, is_outage
 from app.settings import Settings
@@ -39,9 +40,10 @@ log = logging.getLogger(__name__)
 def run(settings: Settings, *, concurrency: int | None = None) -> None:
     """Run a worker until SIGINT or SIGTERM (then finish running tasks, up to
     `worker_shutdown_timeout`, and stop). Blocking."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("procrastinate").setLevel(logging.WARNING)  # two lines per address
-    asyncio.run(run_async(settings, concurrency=concurrency))
+    logging.config.dictConfig(logs.config(log_format=settings.log_format, level=settings.log_level))
+    # MXPROBE_WORKER_METRICS_PORT (`--metrics-port`): /metrics served from a thread of its own
+    with metrics.serving(host=settings.worker_metrics_host, port=settings.worker_metrics_port):
+        asyncio.run(run_async(settings, concurrency=concurrency))
 
 
 async def run_async(
@@ -186,6 +188,7 @@ async def _run_once(
             max_waiters=2 * settings.mx_concurrency,
             # Never wait for a greylisting server inside a task: the queue retries a 4xx.
             greylist_inline_retry=0.0,
+            observer=metrics.OBSERVER,
         ) as verifier,
         app.open_async(),
     ):

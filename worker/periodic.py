@@ -6,7 +6,8 @@ makes each tick run once across all workers).
   query and puts those jobs back in the queue, so a worker killed with -9 loses nothing.
 - `prune`: deletes bulk jobs older than `result_retention_days`, with their results, and the
   shared MX state nobody needs any more (send schedules in the past, behaviour rows too old
-  to be read).
+  to be read), and result cache entries older than `result_cache_ttl` (all of them when the
+  cache is off) and claims that expired.
 - `prune_queue`: deletes failed and aborted procrastinate jobs past the same age (succeeded
   ones are deleted as they finish, cancelled ones when cancelled).
 - `forget_proxy_credentials`: every minute, erases the sealed proxy credentials of bulk jobs
@@ -24,7 +25,7 @@ from procrastinate.exceptions import ConnectorException
 from sqlalchemy import text
 
 from app import queue
-from app.db import jobs, proxy_credentials
+from app.db import jobs, proxy_credentials, result_cache
 from app.db.mx_behaviour import READ_WINDOW
 from app.db.session import session_scope
 from app.settings import Settings
@@ -100,6 +101,9 @@ async def prune(context: JobContext, timestamp: int) -> int:
     async with session_scope(deps.sessions) as session:
         deleted = await jobs.prune(session, created_before=cutoff)
         await session.execute(_FORGET_MX_STATE, {"window": READ_WINDOW})
+        expired = await result_cache.prune(session, ttl=deps.settings.result_cache_ttl)
+    if expired:
+        log.info("pruned %d result cache entries", expired)
     if deleted:
         log.info("pruned %d bulk jobs created before %s", deleted, cutoff.isoformat())
     return deleted

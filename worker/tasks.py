@@ -3,6 +3,9 @@
 `verify_address` is one input row: read its job (options, cancelled?), run the engine with no
 database connection held, then store the result and count it in one short transaction. Storing
 is idempotent (see app.db.results.record): a task run twice stores and counts its row once.
+The engine is asked through the result cache (`app.cache`): a recent result of the same address
+and options is the row's result; one being probed by another task sends this one back to the
+queue for a moment (`InFlight`), so a list's duplicates are probed once.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from cachetools import TTLCache
 from procrastinate import App, JobContext, RetryStrategy
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import imports, queue
+from app import imports, logs, metrics, queue
+from app.cache import InFlight, ResultCache
 from app.db import jobs, results
 from app.db.session import session_scope
 from app.engine import CheckEmailOutput, NoSlot, Reachable, Verification, Verifier, syntax_of
@@ -105,7 +109,20 @@ async def verify_address(context: JobContext, *, job_id: int, position: int, ema
 
     try:
         request = options.check_request(job.options, email, settings=deps.settings)
-        checked = await deps.verifier.verify(request)
+        fresh = job.options.fresh
+        checked = await ResultCache.from_settings(deps.settings, deps.sessions).verify(
+            deps.verifier,
+            request,
+            fresh=fresh,
+            fresh_since=job.created_at if fresh else None,
+            wait=False,
+        )
+    except InFlight as exc:
+        # The same address (a duplicate row, another job) is being probed now: come back for
+        # its result rather than probe it twice.
+        log.debug("row %s of job %s: %s; deferred", position, job_id, exc)
+        await throttle.defer_again(context, job_id=job_id, position=position, email=email)
+        return "waiting: the same address is being checked"
     except options.ProxyUnavailable as exc:
         # This worker's settings lack the job's proxy: no retry helps, no crash loop.
         log.warning("row %s of job %s: %s", position, job_id, exc)
@@ -146,6 +163,8 @@ async def verify_address(context: JobContext, *, job_id: int, position: int, ema
             output=output.to_json(),
         )
     )
+    metrics.count_check(output)
+    logs.verification(output, job_id=job_id, row=position)
     return output.is_reachable.value
 
 

@@ -25,11 +25,12 @@ import logging
 from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import queue, webhooks
+from app import logs, metrics, queue, webhooks
+from app.db import metrics as figures
 from app.db import results
 from app.db import webhooks as webhook_state
 from app.db.session import session_scope
-from app.outage import Stopping, until_back
+from app.outage import Stopping, is_outage, until_back
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class ResultWriter:
         self._webhooks: TTLCache[int, webhooks.WebhookConfig | None] = TTLCache(
             maxsize=4096, ttl=600.0
         )
+        self._finished: TTLCache[int, bool] = TTLCache(maxsize=4096, ttl=3600.0)  # logged
 
     async def write(self, row: results.NewResult) -> None:
         """Return once `row` is committed (or raise what storing it raised)."""
@@ -72,7 +74,7 @@ class ResultWriter:
                 self._pending[self._max_batch :],
             )
             try:
-                await self._store([row for row, _ in batch])
+                stored = await self._store([row for row, _ in batch])
             except Exception as exc:
                 for _, done in batch:
                     if not done.done():
@@ -82,12 +84,19 @@ class ResultWriter:
                 for _, done in batch:
                     if not done.done():
                         done.set_result(None)
+                if stored:  # once the tasks are free to go on
+                    await self._log_finished({job_id for job_id, _ in stored})
 
-    async def _store(self, rows: list[results.NewResult]) -> None:
+    async def _store(self, rows: list[results.NewResult]) -> list[tuple[int, int]]:
+        """Store `rows` (waiting out outages); the (job_id, position) of those stored now."""
+        stored: list[tuple[int, int]] = []
+
         async def record() -> None:
+            nonlocal stored
             async with session_scope(self._sessions) as session:
-                stored = await results.store_many(session, rows)
-                await self._enqueue_webhooks(session, stored)
+                stored_now = await results.store_many(session, rows)
+                await self._enqueue_webhooks(session, stored_now)
+            stored = stored_now  # of the try that committed
 
         async def noticed(exc: BaseException, attempt: int) -> None:
             if attempt == 0:
@@ -97,6 +106,30 @@ class ResultWriter:
         await until_back(
             record, cap=self._outage_max_delay, noticed=noticed, stopping=self._stopping
         )
+        metrics.ROWS_STORED.inc(len(stored))
+        return stored
+
+    async def _log_finished(self, job_ids: set[int]) -> None:
+        """Log the jobs these rows finished ("job finished"), read once the rows are
+        committed: of two workers storing a job's last rows at the same moment, the later
+        reads every row, so the line is never missed (both may log it, rarely). Best effort:
+        the rows are stored whatever happens here."""
+        try:
+            async with session_scope(self._sessions) as session:
+                done = await figures.finished(session, sorted(job_ids - self._finished.keys()))
+        except Exception as exc:
+            if not is_outage(exc):
+                log.exception("reading whether jobs %s finished", sorted(job_ids))
+            return
+        for job in done:
+            self._finished[job.job_id] = True
+            took = (job.finished_at - job.created_at).total_seconds() if job.finished_at else None
+            logs.job_event(
+                "job finished",
+                job_id=job.job_id,
+                rows=job.total_records,
+                seconds=round(took, 3) if took is not None else None,
+            )
 
     async def _enqueue_webhooks(self, session: AsyncSession, stored: list[tuple[int, int]]) -> None:
         job_ids = {job_id for job_id, _ in stored}

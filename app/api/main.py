@@ -9,7 +9,8 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import errors, health, openapi
+from app import metrics as process_metrics
+from app.api import errors, health, metrics, openapi
 from app.api.limits import BodyLimits, RequestLimits
 from app.api.secret import HEADER, HeaderSecret
 from app.api.v0 import bulk, check_email, download, proxies
@@ -19,6 +20,7 @@ from app.api.v1 import webhook
 from app.db.session import make_engine, make_sessionmaker
 from app.settings import Settings, get_settings
 from app.verifiers import open_verifier
+from app.web import pages as web_pages
 
 CORS_METHODS = ("GET", "POST", "DELETE")
 CORS_HEADERS = (HEADER, "Authorization", "Content-Type")
@@ -39,9 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.db_engine = make_engine(settings.database_url)
         app.state.sessionmaker = make_sessionmaker(app.state.db_engine)
+        app.state.database_figures = metrics.DatabaseFigures()
         try:
             # Single checks draw on the same per-MX budget as the workers.
-            async with open_verifier(settings) as verifier:
+            async with open_verifier(settings, observer=process_metrics.OBSERVER) as verifier:
                 app.state.verifier = verifier
                 yield
         finally:
@@ -55,9 +58,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(errors.OutageAnswers)  # first, so innermost: next to the routes
-    open_paths = _OPEN_ROUTES | _documentation(app)
+    open_paths = _OPEN_ROUTES | _documentation(app) | web_pages.OPEN_PATHS
     if settings.header_secret:
-        app.add_middleware(HeaderSecret, secret=settings.header_secret, open_paths=open_paths)
+        app.add_middleware(
+            HeaderSecret,
+            secret=settings.header_secret,
+            open_paths=open_paths,
+            open_prefixes=web_pages.OPEN_PREFIXES,  # the web page: it asks for the secret
+        )
     limits = BodyLimits.from_settings(settings)
     # Outside the secret: no body is read before its limits apply.
     app.add_middleware(RequestLimits, limits=limits, body_timeout=settings.http_body_timeout)
@@ -77,11 +85,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"version": __version__}
 
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(check_email.router)
     app.include_router(bulk.router)
     app.include_router(download.router)
     app.include_router(v1_check_email.router)
     app.include_router(v1_bulk.router)
+    app.include_router(web_pages.router(settings, max_upload_bytes=limits.bulk))
+    app.mount(web_pages.STATIC_PATH, web_pages.static_files(), name="static")
     webhook.describe(app)
     # Built now, once: FastAPI serves the document it finds in `openapi_schema`.
     app.openapi_schema = openapi.corrected(

@@ -1,7 +1,8 @@
 """`MXPROBE_HEADER_SECRET`: every route but the open ones needs header `x-reacher-secret`.
 
-Open: `/healthz` and `/version`, and the API's documentation (`/docs`, its OAuth2 redirect,
-`/redoc`, `/openapi.json`), which hold no data. Pure ASGI middleware, outside the routes, so
+Open: `/healthz` and `/version`, the API's documentation (`/docs`, its OAuth2 redirect,
+`/redoc`, `/openapi.json`) and the web page (`/`, `/jobs`, `/jobs/...`, `/static/...`: its
+scripts ask for the secret), which hold no data. Pure ASGI middleware, outside the routes, so
 an unknown path is a 401 too (nothing about the routes is told to a caller without the secret).
 """
 
@@ -18,13 +19,26 @@ HEADER = "x-reacher-secret"
 
 
 class HeaderSecret:
-    def __init__(self, app: ASGIApp, *, secret: str, open_paths: Iterable[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        secret: str,
+        open_paths: Iterable[str],
+        open_prefixes: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self.secret = secret.encode()
         self.open_paths = frozenset(open_paths)
+        self.open_prefixes = tuple(open_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.open_paths:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or path in self.open_paths
+            or (self.open_prefixes and path.startswith(self.open_prefixes))
+        ):
             await self.app(scope, receive, send)
             return
         given = Headers(scope=scope).get(HEADER)

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app import logs
 from app.settings import Settings
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
@@ -135,7 +136,8 @@ def run(settings: Settings, *, host: str, port: int) -> None:
         factory=True,
         host=host,
         port=port,
-        log_level="info",
+        log_level=settings.log_level.lower(),
+        log_config=logs.config(log_format=settings.log_format, level=settings.log_level),
         http=HeaderLimits.configured(
             header_timeout=settings.http_header_timeout,
             max_header_bytes=settings.http_max_header_bytes,

@@ -9,11 +9,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from app.cli import jobs as bulk_commands
 from app.settings import Settings, get_settings
 
 cli = typer.Typer(help="Reacher-compatible bulk email verification.", no_args_is_help=True)
@@ -69,7 +71,14 @@ def serve(
     migrate.upgrade(url)
     me = [sys.executable, "-m", "app.cli"]
     children = [subprocess.Popen([*me, "api", "--host", host, "--port", str(port)])]
-    children += [subprocess.Popen([*me, "worker"]) for _ in range(workers)]
+    # MXPROBE_WORKER_METRICS_PORT set: the n-th worker (from 0) serves /metrics on it + n.
+    metrics_port = get_settings().worker_metrics_port
+    children += [
+        subprocess.Popen(
+            [*me, "worker", *(("--metrics-port", str(metrics_port + n)) if metrics_port else ())]
+        )
+        for n in range(workers)
+    ]
     console.print(f"mxprobe: API on http://{host}:{port}, {workers} worker(s); Ctrl-C stops")
 
     stopping = False
@@ -117,6 +126,15 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(help="Tasks run at once (default MXPROBE_WORKER_CONCURRENCY).")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve Prometheus metrics on this port, at /metrics "
+            "(default MXPROBE_WORKER_METRICS_PORT; unset: not served).",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Run one worker process that drains the queue."""
     from worker.main import run  # the CLI is an entry point; it may start a worker
@@ -124,7 +142,10 @@ def worker(
     _require_schema(_database_url(get_settings()))
     get_settings.cache_clear()
     _exit_cleanly_on_sigterm()
-    run(get_settings(), concurrency=concurrency)
+    settings = get_settings()
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"worker_metrics_port": metrics_port})
+    run(settings, concurrency=concurrency)
 
 
 @cli.command()
@@ -138,30 +159,93 @@ def migrate() -> None:
 
 @cli.command()
 def check(
-    addresses: Annotated[list[str], typer.Argument(help="Addresses to verify.")],
+    addresses: Annotated[
+        list[str] | None, typer.Argument(help="Addresses to verify; - reads them from stdin.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print Reacher's JSON output.")] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Probe now, whatever the result cache holds.")
+    ] = False,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", "-f", help="Read addresses from FILE: one per line, or a CSV (as bulk)."
+        ),
+    ] = None,
+    mx_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mx-host",
+            help="Probe this MX host (name or IP; repeat for backups) instead of asking DNS; "
+            "private addresses need MXPROBE_ALLOW_PRIVATE_MX. Bypasses the result cache.",
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="SMTP port to probe (default MXPROBE_SMTP_PORTS).", min=1, max=65535),
+    ] = None,
+    transcript: Annotated[
+        bool,
+        typer.Option(
+            "--transcript",
+            help="Print each SMTP conversation with timings (to stderr with --json); checks "
+            "one address at a time and bypasses the result cache.",
+        ),
+    ] = False,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="Verdict policy: none or trusted_providers_only (MXPROBE_POLICY)."),
+    ] = None,
 ) -> None:
-    """Verify addresses now, from this machine (no database needed)."""
-    from app.engine import CheckRequest
+    """Verify addresses now, from this machine (no database needed; with DATABASE_URL, a
+    recent result in the service's result cache is reused unless --fresh)."""
+    from app.cache import ResultCache
+    from app.cli import check_input
+    from app.engine.probes.transcript import Line, Transcript
     from app.verifiers import open_verifier
 
     settings = get_settings()
+    if policy not in (None, "none", "trusted_providers_only"):
+        raise typer.BadParameter("none or trusted_providers_only", param_hint="--policy")
+    wanted = check_input.addresses(addresses or [], file=file)
+    requests = [
+        check_input.request(a, mx_hosts=mx_host or [], port=port, policy=policy) for a in wanted
+    ]
+    recorder = Transcript() if transcript else None
+    conversations: list[list[Line]] = []
 
     async def run() -> list[dict[str, object]]:
-        async with open_verifier(settings, shared_limits=False) as verifier:
-            outputs = await asyncio.gather(
-                *(verifier.check(CheckRequest(to_email=a)) for a in addresses)
-            )
+        async with (
+            open_verifier(settings, shared_limits=False, transcript=recorder) as verifier,
+            ResultCache.opened(settings) as cache,
+        ):
+            if recorder is not None or mx_host:
+                # Aimed at a host, or watched: probe now, and keep it out of the cache.
+                outputs = []
+                for one in requests:
+                    outputs.append(await verifier.check(one))
+                    conversations.append(recorder.take() if recorder else [])
+            else:
+                outputs = await asyncio.gather(
+                    *(cache.check(verifier, one, fresh=fresh) for one in requests)
+                )
+        if recorder is not None and conversations:
+            conversations[-1] += recorder.take()  # QUITs of sessions kept open until now
         return [o.to_json() for o in outputs]
 
     results = asyncio.run(run())
     if as_json:
+        err = Console(stderr=True)
+        for lines in conversations:
+            check_input.print_transcript(err, lines)
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
         return
-    for result in results:
+    for n, result in enumerate(results):
         verdict = str(result["is_reachable"])
         line = f"[bold {_COLOURS[verdict]}]{verdict:8}[/] {result['input']}"
         console.print(f"{line}  [dim]{_reason(result)}[/]", highlight=False)
+        if recorder is not None:
+            check_input.print_transcript(console, conversations[n])
 
 
 def _reason(result: dict[str, object]) -> str:
@@ -197,6 +281,9 @@ def sim(
     from app.simulator.serve import serve_forever
 
     serve_forever(bench_world() if bench else standard_world())
+
+
+bulk_commands.register(cli)  # bulk, jobs, status, cancel, download
 
 
 def main() -> None:

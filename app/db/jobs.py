@@ -54,6 +54,8 @@ class JobOptions:
     hello_name: str | None = None
     proxy: StoredProxy | None = None
     smtp_ports: tuple[int, ...] | None = None
+    # Probe every row, whatever the result cache holds from before the job (`app.cache`).
+    fresh: bool = False
 
     def to_json(self) -> dict[str, Any]:
         stored: dict[str, Any] = {}
@@ -70,6 +72,8 @@ class JobOptions:
                     stored["proxy"][CREDENTIALS_KEY] = proxy.sealed_credentials
         if self.smtp_ports:
             stored["smtp_ports"] = list(self.smtp_ports)
+        if self.fresh:
+            stored["fresh"] = True
         return stored
 
     @classmethod
@@ -80,6 +84,7 @@ class JobOptions:
             hello_name=stored.get("hello_name"),
             proxy=_proxy_from_json(stored.get("proxy")),
             smtp_ports=tuple(int(p) for p in ports) if ports else None,
+            fresh=stored.get("fresh") is True,
         )
 
 
@@ -157,6 +162,7 @@ class TaskJob:
 
     options: JobOptions
     cancelled: bool
+    created_at: datetime | None = None  # by the database's clock, as the result cache's
 
 
 async def create(
@@ -238,13 +244,17 @@ async def progress(session: AsyncSession, job: JobRef) -> JobProgress | None:
 async def for_task(session: AsyncSession, job_id: int) -> TaskJob | None:
     row = (
         await session.execute(
-            select(BulkJob.options, BulkJob.cancelled_at).where(BulkJob.id == job_id)
+            select(BulkJob.options, BulkJob.cancelled_at, BulkJob.created_at).where(
+                BulkJob.id == job_id
+            )
         )
     ).one_or_none()
     if row is None:
         return None
     return TaskJob(
-        options=JobOptions.from_json(row.options), cancelled=row.cancelled_at is not None
+        options=JobOptions.from_json(row.options),
+        cancelled=row.cancelled_at is not None,
+        created_at=row.created_at,
     )
 
 

@@ -192,3 +192,23 @@ class MxBudget(Base):
     # Unknown recipients a session may carry, learnt from a server that hung up after more.
     max_errors: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ResultCacheRow(Base):
+    """One probed result, reusable by later checks of the same address with the same options
+    (`app.cache`, `app.db.result_cache`); or, with no result yet, a probe in flight."""
+
+    __tablename__ = "result_cache"
+
+    # sha256 of the cache key (`app.cache.cache_key`): the address and the options that
+    # change the answer; hashed, so a proxy's username is not stored in plain text.
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    email: Mapped[str] = mapped_column(Text)  # the address as probed (A-label domain)
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # CheckEmailOutput
+    verdict: Mapped[str | None] = mapped_column(Text)
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # While set and in the future, one process is probing this key: the others wait for its
+    # result rather than probe the same address again.
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_result_cache_checked_at", "checked_at"),)

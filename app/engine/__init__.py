@@ -3,6 +3,7 @@
 from app.engine.check import CheckRequest, ProbeOpener, Verification, Verifier, syntax_of
 from app.engine.config import DnsConfig, ProbeConfig, ProxyConfig
 from app.engine.model import CheckEmailOutput, Reachable
+from app.engine.observer import Observer
 from app.engine.probes.behaviour import BehaviourStore, MxBehaviour
 from app.engine.probes.catchall import CatchAllStore, MemoryCatchAllStore
 from app.engine.probes.dns import Resolver
@@ -32,6 +33,7 @@ __all__ = [
     "MxLimiter",
     "MxStats",
     "NoSlot",
+    "Observer",
     "ProbeConfig",
     "ProbeOpener",
     "ProxyConfig",

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
+import ipaddress
 import time
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from app.engine import errors
 from app.engine.config import ProbeConfig, ProxyConfig
@@ -20,6 +24,7 @@ from app.engine.model import (
     MiscDetails,
     MxDetails,
     MxError,
+    PolicyDebug,
     ProbeDebug,
     SmtpDetails,
     SmtpError,
@@ -27,6 +32,7 @@ from app.engine.model import (
     VerifMethod,
     VerifParams,
 )
+from app.engine.observer import NO_OBSERVER, Observer
 from app.engine.probes.behaviour import MxBehaviour
 from app.engine.probes.catchall import CatchAllStore, MemoryCatchAllStore, probe_local_part
 from app.engine.probes.dns import MxHost, MxLookup, Resolver, is_public_address
@@ -34,8 +40,21 @@ from app.engine.probes.limits import LocalMxLimiter, MxLimiter, NoSlot
 from app.engine.probes.pool import Answer, ConnectFailed, Route, SessionPool
 from app.engine.probes.proxy import resolved_proxy
 from app.engine.probes.smtp import ProbeSession, Reply
-from app.engine.rules import adapt, lists, providers, replies, syntax, verdict
+from app.engine.probes.transcript import Transcript
+from app.engine.rules import (
+    adapt,
+    lists,
+    providers,
+    replies,
+    spf,
+    syntax,
+    trust,
+    username,
+    verdict,
+)
 from app.engine.rules.replies import Category, Outcome
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +66,11 @@ class CheckRequest:
     hello_name: str | None = None
     proxy: ProxyConfig | None = None
     smtp_ports: tuple[int, ...] | None = None
+    # The verdict policy for this check ("none" | "trusted_providers_only"); None: the config's.
+    policy: str | None = None
+    # MX hosts to probe, in order, instead of the domain's (host names or IP literals, still
+    # under the private-address rule); no MX or SPF query is made for the domain.
+    mx_hosts: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +87,14 @@ class ProbeOpener:
     """Opens SMTP sessions for the pool: timeouts fitted to what was seen of the MX group,
     tarpits and busy banners recorded."""
 
-    def __init__(self, config: ProbeConfig, behaviour: MxBehaviour) -> None:
+    def __init__(
+        self, config: ProbeConfig, behaviour: MxBehaviour, *, transcript: Transcript | None = None
+    ) -> None:
+        """`transcript`: every session writes its conversation there (`mxprobe check
+        --transcript`)."""
         self._config = config
         self._behaviour = behaviour
+        self._transcript = transcript
 
     async def __call__(self, route: Route) -> ProbeSession:
         key = route.limit_key
@@ -82,6 +111,7 @@ class ProbeOpener:
             command_timeout=command_timeout,
             proxy=route.proxy,
             starttls=self._config.starttls,
+            transcript=self._transcript,
         )
         started = time.monotonic()
         try:
@@ -126,10 +156,13 @@ class Verifier:
         limiter: MxLimiter | None = None,
         pool: SessionPool | None = None,
         raise_no_slot: bool = False,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         """`raise_no_slot`: when an MX group has no free slot, raise `NoSlot` (a queue worker
-        re-defers the task) instead of answering `unknown`."""
+        re-defers the task) instead of answering `unknown`. `observer`: told of each verdict
+        (and, through the pool built here when none is given, of its SMTP sessions)."""
         self.config = config
+        self.observer = observer
         self.raise_no_slot = raise_no_slot
         self.resolver = resolver
         self.catch_all = catch_all or MemoryCatchAllStore(ttl=config.catch_all_ttl)
@@ -142,9 +175,12 @@ class Verifier:
                 slot_wait=config.slot_wait,
                 behaviour=behaviour,
                 busy_cooldown=config.busy_cooldown,
+                observer=observer,
             )
         self.pool = pool
         self._overrides = {o.key: o for o in config.mx_overrides}
+        self._trusted = trust.trusted_list(config.trusted_providers)
+        self._policy_default = trust.Policy(config.policy)
         self._secret = f"{config.hello_name}|{config.from_email}"
 
     async def close(self) -> None:
@@ -187,19 +223,22 @@ class Verifier:
         probe = _Probe(smtp=SmtpDetails())
         provider: str | None = None
 
+        first_mx: str | None = None
         if parsed.is_valid:
+            named = username.score(parsed.username)
             misc = MiscDetails(
                 is_disposable=lists.is_disposable(parsed.ascii_domain),
                 is_role_account=lists.is_role_account(parsed.username),
                 is_b2c=lists.is_b2c(parsed.ascii_domain),
+                username_entropy=named.entropy,
+                is_random_looking=named.is_random_looking,
             )
-            try:
-                lookup = await self.resolver.mx(parsed.ascii_domain)
-            except errors.DnsError as exc:
-                mx = MxError(error=CoreError(type=exc.kind, message=str(exc)))
-            else:
-                mx = MxDetails(accepts_mail=lookup.accepts_mail, records=lookup.records)
-                if lookup.accepts_mail:
+            # The SPF (TXT) query runs alongside the MX query and the probe: it makes the
+            # check wait only if it is slower than both.
+            async with _alongside(self._spf(parsed.ascii_domain, request.mx_hosts)) as spf_job:
+                lookup = await self._mx(parsed.ascii_domain, request.mx_hosts)
+                if isinstance(lookup, MxLookup) and lookup.accepts_mail:
+                    first_mx = lookup.hosts[0].exchange
                     provider = providers.provider_from_mx(lookup.hosts[0].exchange).value
                     ask = functools.partial(
                         self._probe,
@@ -218,10 +257,33 @@ class Verifier:
                         probe = await ask()
                         if probe.debug is not None:
                             probe.debug = probe.debug.model_copy(update={"attempts": 2})
+                spf_lookup, spf_error = await spf_job
+            hosts: list[str] = []
+            if isinstance(lookup, errors.DnsError):
+                mx = MxError(error=CoreError(type=lookup.kind, message=str(lookup)))
+            else:
+                mx = MxDetails(accepts_mail=lookup.accepts_mail, records=lookup.records)
+                hosts = [h.exchange for h in lookup.hosts] if lookup.accepts_mail else []
+            misc = _with_provider(
+                misc, trust.assess(hosts, spf_lookup, spf_error=spf_error, trusted=self._trusted)
+            )
 
         reachable = verdict.is_reachable(
             syntax_valid=parsed.is_valid, mx=mx, smtp=probe.smtp, misc=misc
         )
+        policy = trust.Policy(request.policy) if request.policy else self._policy_default
+        policy_debug: PolicyDebug | None = None
+        if policy is not trust.Policy.NONE:
+            outcome = trust.apply_policy(
+                policy,
+                reachable,
+                trusted=misc.provider_trusted,
+                describe=f"{misc.provider} (MX {first_mx}, recognised from {misc.provider_source})",
+            )
+            reachable = outcome.verdict
+            policy_debug = PolicyDebug(
+                name=policy.value, changed_verdict=outcome.reason is not None, reason=outcome.reason
+            )
         if probe.host is not None and probe.port is not None:
             method = VerifMethod(
                 type="Smtp",
@@ -252,9 +314,37 @@ class Verifier:
                 smtp=DebugSmtp(verif_method=method),
                 provider=provider,
                 probe=probe.debug,
+                policy=policy_debug,
             ),
         )
+        self.observer.verified(output, seconds=time.perf_counter() - started)
         return Verification(output, try_again=probe.temporary)
+
+    async def _mx(
+        self, domain: str, explicit: tuple[str, ...] | None
+    ) -> MxLookup | errors.DnsError:
+        """The domain's MX hosts (or the request's own), or the DNS error that hid them."""
+        if explicit:
+            hosts = tuple(
+                MxHost(10 * i, h.strip().lower().rstrip(".")) for i, h in enumerate(explicit)
+            )
+            return MxLookup(hosts=hosts, explicit=True)
+        try:
+            return await self.resolver.mx(domain)
+        except errors.DnsError as exc:
+            return exc
+
+    async def _spf(
+        self, domain: str, explicit: tuple[str, ...] | None
+    ) -> tuple[spf.SpfLookup | None, str | None]:
+        """The domain's SPF record (one TXT query), or why it could not be read; nothing when
+        the request named its MX hosts (no DNS for the domain at all)."""
+        if explicit:
+            return None, None
+        try:
+            return spf.find(await self.resolver.txt(domain)), None
+        except errors.DnsError as exc:
+            return None, str(exc)
 
     async def _probe(
         self,
@@ -285,7 +375,7 @@ class Verifier:
         attempt = _Attempt()
         check_catch_all = known is None and not policy.skip_catch_all
         for host in lookup.hosts:
-            for address in await self._addresses(host, attempt):
+            for address in await self._addresses(host, attempt, literal=lookup.explicit):
                 for port in ports:
                     route = Route(
                         mx_host=host.exchange,
@@ -340,9 +430,15 @@ class Verifier:
             return _failed(exc, host=route.mx_host, port=route.port)
         return await self._conclude(answer, domain)
 
-    async def _addresses(self, host: MxHost, attempt: _Attempt) -> list[str]:
+    async def _addresses(self, host: MxHost, attempt: _Attempt, *, literal: bool) -> list[str]:
+        """The host's addresses allowed to be probed. `literal`: the host may be an IP address
+        as written (a request's own MX host), used as it is."""
         try:
-            found = await self.resolver.addresses(host.exchange)
+            found = (
+                [host.exchange]
+                if literal and _is_ip(host.exchange)
+                else await self.resolver.addresses(host.exchange)
+            )
         except errors.DnsError as exc:
             attempt.errors.append(exc)
             return []
@@ -378,6 +474,41 @@ class Verifier:
             port=answer.port,
             temporary=verdict.retryable,
         )
+
+
+@contextlib.asynccontextmanager
+async def _alongside(work: Coroutine[Any, Any, T]) -> AsyncIterator[asyncio.Task[T]]:
+    """`work` as a task owned by the block: await it inside. Leaving the block early (an
+    error, a cancellation) cancels it and waits for its end, and the block's own exception
+    propagates as it was (a TaskGroup would wrap it in an ExceptionGroup)."""
+    task = asyncio.create_task(work)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: the block's outcome is what counts
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _with_provider(misc: MiscDetails, assessment: trust.Assessment) -> MiscDetails:
+    """`misc` with what was learnt of the domain's provider and SPF record."""
+    fields: dict[str, object] = {"spf": assessment.spf}
+    if assessment.hosting is not None:
+        fields.update(
+            provider=assessment.hosting.provider.value,
+            provider_source=assessment.hosting.source,
+            provider_trusted=assessment.trusted,
+        )
+    return misc.model_copy(update=fields)
 
 
 def syntax_of(address: str) -> SyntaxDetails:

@@ -103,3 +103,7 @@ class ProbeConfig:
     busy_cooldown: float = 60.0
     mx_overrides: tuple[MxOverride, ...] = ()
     backend_name: str = "mxprobe"
+    # Providers trusted besides seed 003's list (names, aliases or MX host domains:
+    # `rules.trust.trusted_list`), and the verdict policy ("none" | "trusted_providers_only").
+    trusted_providers: tuple[str, ...] = ()
+    policy: str = "none"

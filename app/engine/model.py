@@ -29,12 +29,33 @@ class CoreError(_Model):
     message: str
 
 
+def _absent_if_none(value: object) -> bool:
+    return value is None
+
+
+class SpfDetails(_Model):
+    """Our addition: the domain's SPF record, as far as it bears on its mail provider."""
+
+    record_found: bool | None  # None: the TXT lookup failed (`error` says how)
+    authorises_provider: bool | None  # None: no provider with a known SPF domain to look for
+    providers: list[str] = Field(default_factory=list)  # providers its include:/redirect= name
+    error: str | None = Field(default=None, exclude_if=_absent_if_none)
+
+
 class MiscDetails(_Model):
     is_disposable: bool = False
     is_role_account: bool = False
     is_b2c: bool = False
     gravatar_url: str | None = None
     haveibeenpwned: bool | None = None
+    # Ours, after Reacher's five, each absent where it does not apply (README "Fields of a
+    # result"): invalid syntax has none of them, a domain without mail no provider.
+    provider: str | None = Field(default=None, exclude_if=_absent_if_none)
+    provider_source: str | None = Field(default=None, exclude_if=_absent_if_none)  # mx | spf
+    provider_trusted: bool | None = Field(default=None, exclude_if=_absent_if_none)
+    spf: SpfDetails | None = Field(default=None, exclude_if=_absent_if_none)
+    username_entropy: float | None = Field(default=None, exclude_if=_absent_if_none)
+    is_random_looking: bool | None = Field(default=None, exclude_if=_absent_if_none)
 
 
 class MxDetails(_Model):
@@ -109,6 +130,23 @@ class ProbeDebug(_Model):
     attempts: int = 1
 
 
+class CacheDebug(_Model):
+    """Our addition: whether the result came from the result cache (MXPROBE_RESULT_CACHE_TTL),
+    and if so when it was probed and how long ago (the rest of `debug` is that probe's)."""
+
+    hit: bool
+    age_seconds: float | None = Field(default=None, exclude_if=lambda v: v is None)
+    checked_at: str | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+class PolicyDebug(_Model):
+    """Our addition: the verdict policy in force (MXPROBE_POLICY or the request's)."""
+
+    name: str  # trusted_providers_only
+    changed_verdict: bool
+    reason: str | None = None
+
+
 class DebugDetails(_Model):
     backend_name: str
     start_time: str
@@ -117,6 +155,9 @@ class DebugDetails(_Model):
     smtp: DebugSmtp
     provider: str | None = None
     probe: ProbeDebug | None = None
+    policy: PolicyDebug | None = Field(default=None, exclude_if=_absent_if_none)
+    # Absent when the cache is off or was not asked (invalid syntax).
+    cache: CacheDebug | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class CheckEmailOutput(_Model):

@@ -41,6 +41,8 @@ class Domain:
     mailboxes: Mapping[str, Mailbox] = field(default_factory=dict)
     """Known local parts, lower-case."""
     ttl: int = 300
+    txt: tuple[str, ...] = ()
+    """TXT records (an SPF record is one: ``"v=spf1 include:_spf.google.com ~all"``)."""
 
 
 def mailbox_book(mailboxes: Mapping[str, Mailbox] | Iterable[str]) -> dict[str, Mailbox]:

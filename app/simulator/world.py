@@ -92,6 +92,7 @@ class World:
         mailboxes: Mapping[str, Mailbox] | Iterable[str] = (),
         ttl: int = 300,
         dns_latency: float | None = None,
+        txt: Sequence[str] = (),
     ) -> None:
         """Add a domain. `mx` hosts need not exist (their A lookup is then NXDOMAIN).
 
@@ -99,7 +100,8 @@ class World:
         serves the domain), or an extra A record of an MX domain. Names may be Unicode.
         `dns_latency`: seconds the DNS server takes to answer queries about this name (its
         MX hosts' names keep the world's); None: the world's. A domain that never answers is
-        `DomainKind.TIMEOUT`.
+        `DomainKind.TIMEOUT`. `txt`: the domain's TXT records (e.g. its SPF record), each one
+        string (served split into 255-byte character-strings when longer).
         """
         self._require_stopped()
         domain = ascii_domain(name)
@@ -119,6 +121,7 @@ class World:
             a=require_loopback(a) if a is not None else None,
             mailboxes=mailbox_book(mailboxes),
             ttl=ttl,
+            txt=_txt_records(txt),
         )
         if latency is not None:
             self._domain_latency[domain] = latency
@@ -292,6 +295,12 @@ class World:
         """Forget every greylisting triplet seen so far."""
         for host in self._hosts.values():
             host.greylist.reset()
+
+
+def _txt_records(records: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(records, str):
+        raise TypeError("txt must be a sequence of records, not a string")
+    return tuple(records)
 
 
 def _latency(seconds: float) -> float:

@@ -13,6 +13,7 @@ from dnslib import (
     RCODE,
     RR,
     SOA,
+    TXT,
     A,
     DNSError,
     DNSLabel,
@@ -141,7 +142,23 @@ def _domain_records(domain: Domain, name: DNSLabel, qtype: int) -> list[RR]:
     if qtype in (QTYPE.A, QTYPE.ANY) and domain.a is not None:
         if domain.kind in (DomainKind.MX, DomainKind.A_ONLY):
             records.append(RR(name, QTYPE.A, rdata=A(domain.a), ttl=ttl))
+    if qtype in (QTYPE.TXT, QTYPE.ANY) and domain.kind in _HAS_TXT:
+        for text in domain.txt:
+            records.append(RR(name, QTYPE.TXT, rdata=TXT(_character_strings(text)), ttl=ttl))
     return records
+
+
+_HAS_TXT = frozenset({DomainKind.MX, DomainKind.A_ONLY, DomainKind.NULL_MX, DomainKind.NO_MAIL})
+_CHARACTER_STRING = 255
+
+
+def _character_strings(text: str) -> list[bytes]:
+    """One TXT record's text as DNS character-strings of at most 255 bytes each (RFC 1035
+    §3.3.14); a client joins them back without anything between (RFC 7208 §3.3)."""
+    data = text.encode()
+    return [data[i : i + _CHARACTER_STRING] for i in range(0, len(data), _CHARACTER_STRING)] or [
+        b""
+    ]
 
 
 def _negative(reply: DNSRecord, name: str, rcode: int, ttl: int) -> DNSRecord:

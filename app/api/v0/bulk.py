@@ -27,7 +27,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
-from app import bulk, imports
+from app import bulk, imports, logs
 from app.api.deps import AppSettings, DbSession
 from app.api.errors import ERROR_RESPONSES, ApiError, error_response
 from app.api.v0 import proxies
@@ -181,6 +181,7 @@ def job_options(options: ProbeOptions, *, settings: Settings) -> bulk.JobOptions
         hello_name=options.hello_name,
         proxy=proxies.for_job(options.proxy, settings=settings),
         smtp_ports=options.ports(),
+        fresh=options.fresh,
     )
 
 
@@ -209,6 +210,11 @@ _UPLOAD_SCHEMA = {
         "proxy": {"type": "string", "description": "The name of a proxy in MXPROBE_PROXIES"},
         "smtp_port": {"type": "string", "pattern": "^[0-9]{1,5}$"},
         "smtp_ports": {"type": "string", "description": 'Ports, comma-separated: "25,587"'},
+        "fresh": {
+            "type": "string",
+            "enum": ["true", "false"],
+            "description": "true: probe every row, whatever the result cache holds",
+        },
     },
 }
 
@@ -258,6 +264,7 @@ async def create_bulk_job(
             job = await imports.submit_url(
                 session, str(body.input), options=options, settings=settings
             )
+    logs.job_event("job submitted", job_id=job.job_id, via="POST /v0/bulk")
     return BulkCreated(job_id=job.job_id, job_token=job.token)
 
 
@@ -338,6 +345,10 @@ async def _upload(request: Request, session: AsyncSession, settings: Settings) -
         ports = form.get("smtp_ports")
         if isinstance(ports, str) and ports.strip():
             fields["smtp_ports"] = [_form_number(p) for p in ports.split(",")]
+        fresh = form.get("fresh")
+        if isinstance(fresh, str) and fresh.strip():
+            # "true"/"false" as a form sends them; anything else is refused by the model
+            fields["fresh"] = {"true": True, "false": False}.get(fresh.strip().lower(), fresh)
         options = _validated(ProbeOptions, fields)
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -370,6 +381,13 @@ async def get_bulk_job(job: JobInPath, session: DbSession) -> JSONResponse:
 async def cancel_bulk_job(job: JobInPath, session: DbSession) -> JSONResponse:
     """Cancel the tasks not started yet; keep what is verified (status and download work)."""
     progress = await bulk.cancel(session, job)
+    if progress.cancelled_at is not None:
+        logs.job_event(
+            "job cancelled",
+            job_id=progress.job_id,
+            processed=progress.total_processed,
+            rows=progress.total_records,
+        )
     return JSONResponse(status_body(progress))
 
 

@@ -1,4 +1,4 @@
-"""`POST /v0/check_email`: one address, verified now."""
+"""`POST /v0/check_email`: one address, verified now (or a recent result of it, `app.cache`)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from app import logs, metrics
 from app.api.deps import AppSettings
 from app.api.errors import ERROR_RESPONSES
 from app.api.v0 import proxies
 from app.api.v0.schemas import CheckEmailIn
+from app.cache import ResultCache
 from app.engine import CheckRequest, Verifier
 
 router = APIRouter()
@@ -20,13 +22,19 @@ async def check_email(
     body: CheckEmailIn, request: Request, settings: AppSettings
 ) -> dict[str, Any]:
     verifier: Verifier = request.app.state.verifier
-    output = await verifier.check(
+    results = ResultCache.from_settings(settings, request.app.state.sessionmaker)
+    checked = await results.verify(
+        verifier,
         CheckRequest(
             to_email=body.to_email,
             from_email=body.from_email,
             hello_name=body.hello_name,
             proxy=proxies.for_check(body.proxy, settings=settings),
             smtp_ports=body.ports(),
-        )
+            policy=body.policy,
+        ),
+        fresh=body.fresh,
     )
-    return output.to_json()
+    metrics.count_check(checked.output)
+    logs.verification(checked.output)
+    return checked.output.to_json()

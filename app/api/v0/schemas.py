@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -179,6 +179,12 @@ class ProbeOptions(BaseModel):
     proxy: ProxyChoice = None
     smtp_port: Port | None = None
     smtp_ports: list[Port] | None = Field(default=None, min_length=1, max_length=10)
+    fresh: bool = Field(
+        default=False,
+        strict=True,
+        description="Probe now, even when the result cache holds a recent result (which the "
+        "new one then replaces); a bulk job still reuses results probed since it began",
+    )
 
     @field_validator("from_email", "hello_name")
     @classmethod
@@ -208,3 +214,9 @@ class CheckEmailIn(ProbeOptions):
     are ignored, as are all unknown fields."""
 
     to_email: Address
+    policy: Literal["none", "trusted_providers_only"] | None = Field(
+        default=None,
+        description="Ours: the verdict policy for this check (default MXPROBE_POLICY); "
+        "trusted_providers_only makes an address on a provider off the trusted list at best "
+        "risky, with the reason in debug.policy",
+    )

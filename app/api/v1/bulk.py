@@ -2,7 +2,8 @@
 `GET /v1/bulk/{job_id}/results`. The v0 use cases, job ids and downloads, in v1's shapes:
 
 - the request is `{"input": [addresses], "webhook"?: {...}}`; our per-job SMTP options
-  (`from_email`, `hello_name`, `proxy`, `smtp_ports`) are accepted as an extension;
+  (`from_email`, `hello_name`, `proxy`, `smtp_ports`) and `fresh` (bypass the result cache)
+  are accepted as an extension;
 - the status body is v0's;
 - results are paged, `limit` 50 by default for JSON as Reacher's, and a running job's results
   are Reacher's 400 `{"error": "Job N is still running, please try again later"}`.
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
-from app import bulk
+from app import bulk, logs
 from app.api.deps import AppSettings, DbSession, SessionFactory
 from app.api.errors import ERROR_RESPONSES, ApiError, error_response
 from app.api.v0 import bulk as v0
@@ -69,6 +70,7 @@ async def create_bulk_job_v1(
         webhook=body.webhook.stored() if body.webhook else None,
         allow_private_urls=settings.allow_private_urls,
     )
+    logs.job_event("job submitted", job_id=job.job_id, via="POST /v1/bulk", rows=len(body.input))
     return v0.BulkCreated(job_id=job.job_id, job_token=job.token)
 
 

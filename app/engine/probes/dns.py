@@ -27,11 +27,13 @@ import dns.rdata
 import dns.resolver
 from cachetools import TLRUCache
 from dns.rdtypes.ANY.MX import MX
+from dns.rdtypes.ANY.TXT import TXT
 from dns.rdtypes.IN.A import A
 from dns.rdtypes.IN.AAAA import AAAA
 
 from app.engine import errors
 from app.engine.config import DnsConfig
+from app.engine.observer import NO_OBSERVER, Observer
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,7 @@ class MxLookup:
     null_mx: bool = False  # RFC 7505 "0 ."
     implicit: bool = False  # no MX: the domain's own A/AAAA (RFC 5321 §5.1)
     exists: bool = True  # False on NXDOMAIN
+    explicit: bool = False  # hosts a request named, not DNS's (they may be IP literals)
 
     @property
     def accepts_mail(self) -> bool:
@@ -111,6 +114,16 @@ def mx_hosts(records: Iterable[dns.rdata.Rdata]) -> list[MxHost]:
     return sorted(hosts, key=lambda h: (h.preference, h.exchange))
 
 
+def texts_of(records: Iterable[dns.rdata.Rdata]) -> list[str]:
+    """The text of each TXT record: its character-strings joined with nothing between (RFC
+    7208 §3.3), decoded as UTF-8 with undecodable bytes replaced."""
+    return [
+        b"".join(record.strings).decode("utf-8", errors="replace")
+        for record in records
+        if isinstance(record, TXT)
+    ]
+
+
 def addresses_of(records: Iterable[dns.rdata.Rdata]) -> list[str]:
     """The addresses in A and AAAA records."""
     return [str(record.address) for record in records if isinstance(record, A | AAAA)]
@@ -153,8 +166,10 @@ class Resolver:
     Concurrent look-ups of the same name share one query.
     """
 
-    def __init__(self, config: DnsConfig) -> None:
+    def __init__(self, config: DnsConfig, *, observer: Observer = NO_OBSERVER) -> None:
+        """`observer`: told of each look-up, and whether the cache answered it."""
         self._config = config
+        self._observer = observer
         self._stub: dns.asyncresolver.Resolver | None = None
         self._cache: TLRUCache[tuple[str, str], _Cached] = TLRUCache(
             maxsize=config.cache_size, ttu=lambda _k, v, now: now + v.ttl, timer=time.monotonic
@@ -178,10 +193,13 @@ class Resolver:
     ) -> object:
         hit = self._cache.get(key)
         if hit is not None:
+            self._observer.dns_lookup(cached=True)
             return hit.value
         pending = self._inflight.get(key)
         if pending is not None:
+            self._observer.dns_lookup(cached=True)
             return await asyncio.shield(pending)
+        self._observer.dns_lookup(cached=False)
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -243,6 +261,19 @@ class Resolver:
 
         value = await self._cached((domain, "MX"), fetch)
         assert isinstance(value, MxLookup)
+        return value
+
+    async def txt(self, name: str) -> tuple[str, ...]:
+        """The TXT records of `name` (none on NXDOMAIN or NODATA); `DnsError` on a failure."""
+        name = name.rstrip(".").lower()
+
+        async def fetch() -> _Cached:
+            found = await self._query(name, "TXT")
+            texts = tuple(texts_of(found.records))
+            return _Cached(texts, self._ttl(found.ttl) if texts else self._config.negative_ttl)
+
+        value = await self._cached((name, "TXT"), fetch)
+        assert isinstance(value, tuple)
         return value
 
     async def addresses(self, host: str) -> list[str]:

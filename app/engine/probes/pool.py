@@ -45,6 +45,7 @@ from typing import Protocol, TypeVar
 
 from app.engine import errors
 from app.engine.config import ProxyConfig
+from app.engine.observer import NO_OBSERVER, Observer
 from app.engine.probes import stores
 from app.engine.probes.behaviour import MxBehaviour
 from app.engine.probes.limits import Lease, MxLimiter, NoSlot, RateLimiter
@@ -188,13 +189,17 @@ class SessionPool:
         rates: RateLimiter | None = None,
         behaviour: MxBehaviour | None = None,
         busy_cooldown: float = 60.0,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         """`opener`: opens a session on a route; `slot_wait`: how long a recipient waits on its
         route's queue, while no session of ours serves it, before `NoSlot`; `max_waiters`: how
         many may wait on a route's queue before the next is told `NoSlot` at once (so a
         worker's checks don't all queue behind one MX while others sit idle); `rates`:
         per-MX-group send rates, if any; `behaviour`: where each flight's latency and timeouts
-        are recorded; `busy_cooldown`: how long a budget learnt from a 421 holds."""
+        are recorded; `busy_cooldown`: how long a budget learnt from a 421 holds;
+        `observer`: told of sessions opening and closing, 421s at connect, timeouts and
+        round trips."""
+        self.observer = observer
         self._opener = opener
         self._limiter = limiter
         self.behaviour = behaviour or MxBehaviour()
@@ -401,6 +406,10 @@ class SessionPool:
             session = await self._opener(lane.route)
         except errors.SmtpError as exc:
             busy = _says_busy(exc)
+            if busy:
+                self.observer.connect_refused(lease.key)
+            elif isinstance(exc, errors.SmtpTimeout):
+                self.observer.timed_out(lease.key, stage="connect")
             if busy or isinstance(exc, errors.SmtpTimeout):
                 # The group wants fewer of our sessions: its budget becomes what was open.
                 await self._limiter_says(
@@ -437,6 +446,7 @@ class SessionPool:
                 return
             self._wake(lease.key)
             state = _Session(session, lease)
+            self.observer.session_opened(lease.key)
             while not self._closing:
                 flight = self._board(lane, state)
                 if flight:
@@ -459,6 +469,7 @@ class SessionPool:
             for ask in flight:
                 _settle(ask, errors.SmtpDisconnected("the session ended"))
             if state is not None:
+                self.observer.session_closed(lease.key)  # first: a cancelled QUIT still ends it
                 await state.session.close()
                 # The server counts the connection until it has read our close: a moment more
                 # before the slot is anyone else's, or it may see one connection too many.
@@ -490,11 +501,18 @@ class SessionPool:
                 if lane.route.limit_key == key:
                     lane.policy = self._within_learnt(lane.policy, key)
 
-    def _observe(self, key: str, got: list[Reply], error: errors.SmtpError | None) -> None:
+    def _observe(
+        self, key: str, got: list[Reply], error: errors.SmtpError | None, *, pipelined: bool
+    ) -> None:
         if got:  # the first reply of a flight: one round trip, however many lines it carried
             self.behaviour.observe_reply(key, got[0].elapsed_ms / 1000)
+        # Round trips as the server saw them: one per flight where it pipelines, else one
+        # per command (each reply's time counts from its own command).
+        for reply in got[:1] if pipelined else got:
+            self.observer.round_trip(key, reply.elapsed_ms / 1000)
         if isinstance(error, errors.SmtpTimeout):
             self.behaviour.observe_timeout(key)
+            self.observer.timed_out(key, stage="command")
 
     def _timed(self, key: str, took: float) -> None:
         """A flight took `took` seconds, from its write to its last reply."""
@@ -624,7 +642,7 @@ class SessionPool:
         await self._reserve(lane.route.limit_key, len(flight))
         started = time.monotonic()
         got, error = await _exchange(session, [*prelude, *(rcpt_to(a.recipient) for a in flight)])
-        self._observe(lane.route.limit_key, got, error)
+        self._observe(lane.route.limit_key, got, error, pipelined=session.pipelining)
         if error is None:
             self._timed(lane.route.limit_key, time.monotonic() - started)
         answered: dict[int, Reply] = {}
@@ -650,7 +668,7 @@ class SessionPool:
             if wanted and error is None:
                 await self._reserve(lane.route.limit_key, len(wanted))
                 more, error = await _exchange(session, [rcpt_to(p) for p in wanted.values()])
-                self._observe(lane.route.limit_key, more, error)
+                self._observe(lane.route.limit_key, more, error, pipelined=session.pipelining)
                 state.probed.update(zip(wanted, more, strict=False))
                 probes = more
             for heard in [*answered.values(), *probes]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from app.engine import errors
 from app.engine.config import ProxyConfig
 from app.engine.probes.proxy import open_socket
+from app.engine.probes.transcript import Transcript
 from app.engine.rules.syntax import has_control_chars
 
 # A reply longer than this (all its lines) is not an SMTP server talking.
@@ -116,7 +117,9 @@ class ProbeSession:
         command_timeout: float,
         proxy: ProxyConfig | None = None,
         starttls: bool = True,
+        transcript: Transcript | None = None,
     ) -> None:
+        """`transcript`: where every command, reply and event of this session is written."""
         _ensure_safe(hello_name, from_email)
         self.mx_host = mx_host
         self.address = address
@@ -131,6 +134,8 @@ class ProbeSession:
         self._writer: asyncio.StreamWriter | None = None
         self.extensions: frozenset[str] = frozenset()
         self.tls = False
+        self._transcript = transcript
+        self._session_no = 0
 
     @property
     def pipelining(self) -> bool:
@@ -151,10 +156,16 @@ class ProbeSession:
 
     async def open(self) -> None:
         """Connect, read the banner, EHLO, STARTTLS when offered, EHLO again."""
+        if self._transcript is not None:
+            via = f" via SOCKS5 {self._proxy.host}:{self._proxy.port}" if self._proxy else ""
+            self._session_no = self._transcript.begin(
+                f"connecting to {self.mx_host} [{self.address}]:{self.port}{via}"
+            )
         try:
             async with asyncio.timeout(self._connect_timeout):
                 await self._connect()
                 code, text = await read_reply(self._stream()[0])
+            self._heard(code, text)
             if code != 220:
                 raise errors.SmtpProtocolError(f"banner: {code} {text}", code=code, reply=text)
             await self._ehlo()
@@ -163,7 +174,9 @@ class ProbeSession:
                 await self._ehlo()
         except BaseException as exc:
             self._abort()
-            raise _translate(exc, self._connect_timeout) from exc
+            error = _translate(exc, self._connect_timeout)
+            self._note(f"session failed: {error}")
+            raise error from exc
 
     async def _connect(self) -> None:
         if self._proxy is not None:
@@ -187,9 +200,12 @@ class ProbeSession:
         """One command, one reply, within the command timeout."""
         reader, writer = self._stream()
         writer.write(_command(line, "ascii"))
+        self._said(line)
         try:
             async with asyncio.timeout(self._command_timeout):
-                return await read_reply(reader)
+                code, text = await read_reply(reader)
+                self._heard(code, text)
+                return code, text
         except TimeoutError as exc:
             raise errors.SmtpTimeout(
                 f"no reply to {line.split()[0]} within {self._command_timeout:g} s",
@@ -223,6 +239,7 @@ class ProbeSession:
             ssl_handshake_timeout=self._connect_timeout,
         )
         self.tls = True
+        self._note("TLS established")
 
     def mail_from(self, *, utf8: bool) -> str:
         """The MAIL FROM line opening a transaction (SMTPUTF8 when a recipient needs it)."""
@@ -242,15 +259,19 @@ class ProbeSession:
         data = b"".join(_command(line, encoding) for line in lines)
         try:
             writer.write(data)
+            for line in lines:
+                self._said(line)
             for _ in lines:
                 async with asyncio.timeout(self._command_timeout):
                     code, text = await read_reply(reader)
+                self._heard(code, text)
                 replies.append(Reply(code, text, _ms_since(started)))
         except (errors.SmtpError, OSError, TimeoutError, ssl.SSLError) as exc:
             # A reply that never came leaves the stream out of step: this session is done.
             self._abort()
             error = _translate(exc, self._command_timeout)
             assert isinstance(error, errors.SmtpError)
+            self._note(f"session failed: {error}")
             return Flight(replies, error)
         return Flight(replies, None)
 
@@ -264,12 +285,25 @@ class ProbeSession:
                 async with asyncio.timeout(min(self._command_timeout, 5.0)):
                     await self._ask("QUIT")
         self._reader = self._writer = None
+        self._note("closed")
         writer.close()
         # Give the slot back only once the connection is closed (a TLS shutdown outlives
         # QUIT's reply), or the server may count us one connection too many.
         with contextlib.suppress(TimeoutError, OSError, ssl.SSLError):
             async with asyncio.timeout(1.0):
                 await writer.wait_closed()
+
+    def _said(self, line: str) -> None:
+        if self._transcript is not None:
+            self._transcript.record(self._session_no, "client", line)
+
+    def _heard(self, code: int, text: str) -> None:
+        if self._transcript is not None:
+            self._transcript.reply(self._session_no, code, text)
+
+    def _note(self, event: str) -> None:
+        if self._transcript is not None:
+            self._transcript.record(self._session_no, "event", event)
 
     def _abort(self) -> None:
         writer, self._reader, self._writer = self._writer, None, None

@@ -10,12 +10,22 @@ Where we differ from Reacher: its Gmail rule needs the trailing dot (``aspmx.l.g
 is Microsoft 365 there); both are provider-blind quirks we do not copy. We also know more
 providers (Zoho, Proton, iCloud, Fastmail, Barracuda, SpamExperts, Yandex, Mail.ru, GMX/WEB.DE),
 so e.g. ``mx1.mail.ru`` is ``mail_ru`` here, not "everything else".
+
+Some MX hosts say who filters a domain's mail, not who keeps its mailboxes: a filtering
+gateway (Mimecast, Proofpoint, Barracuda, SpamExperts) passes mail on to wherever the
+mailboxes are, and a domain's own MX may do the same. There the domain's SPF record can tell:
+the provider whose SPF domain it includes (``include:spf.protection.outlook.com``) is the one
+that sends, and usually keeps, its mail (`hosting`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
+
+from app.engine.rules.spf import SpfRecord
 
 
 class Provider(StrEnum):
@@ -58,6 +68,72 @@ MX_SUFFIXES: tuple[tuple[Provider, tuple[str, ...]], ...] = (
     (Provider.MAIL_RU, ("mail.ru",)),
     (Provider.GMX, ("gmx.net", "gmx.com", "web.de", "mail.com")),
 )
+
+
+GATEWAYS = frozenset(
+    {Provider.MIMECAST, Provider.PROOFPOINT, Provider.BARRACUDA, Provider.SPAMEXPERTS}
+)
+"""Filtering services: mail passes through them to the mailboxes, which are elsewhere."""
+
+# The domains a customer's SPF record includes to let a provider send for it (each provider's
+# own setup documentation). Matched at a label boundary, like MX suffixes.
+SPF_DOMAINS: tuple[tuple[Provider, tuple[str, ...]], ...] = (
+    (Provider.GMAIL, ("_spf.google.com", "aspmx.googlemail.com")),
+    (Provider.MICROSOFT, ("spf.protection.outlook.com",)),
+    (Provider.YAHOO, ("_spf.mail.yahoo.com", "_spf.mail.aol.com")),
+    (Provider.ZOHO, ("zoho.com", "zoho.eu", "zoho.in", "zoho.com.au", "zoho.jp", "zohomail.com")),
+    (Provider.PROTON, ("_spf.protonmail.ch",)),
+    (Provider.ICLOUD, ("icloud.com",)),
+    (Provider.FASTMAIL, ("spf.messagingengine.com",)),
+    (Provider.YANDEX, ("_spf.yandex.net",)),
+    (Provider.MAIL_RU, ("_spf.mail.ru",)),
+    (Provider.GMX, ("gmx.net", "web.de")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Hosting:
+    """Who keeps a domain's mailboxes, as far as its MX and SPF records tell."""
+
+    provider: Provider
+    source: Literal["mx", "spf"]  # what recognised it
+    mx_provider: Provider  # what the preferred MX host alone says (a gateway, "other", ...)
+
+    @property
+    def behind_gateway(self) -> bool:
+        return self.mx_provider in GATEWAYS
+
+
+def providers_in_spf(record: SpfRecord) -> tuple[Provider, ...]:
+    """The providers whose SPF domains `record` includes (or redirects to), in its order."""
+    found: list[Provider] = []
+    for name in record.delegates_to:
+        for provider, domains in SPF_DOMAINS:
+            if provider not in found and any(_has_suffix(name, d) for d in domains):
+                found.append(provider)
+    return tuple(found)
+
+
+def authorises(record: SpfRecord, provider: Provider) -> bool:
+    """Whether `record` includes (or redirects to) `provider`'s SPF domain. Consumer and
+    business Outlook share Microsoft's."""
+    wanted = Provider.MICROSOFT if provider is Provider.MICROSOFT_B2C else provider
+    return wanted in providers_in_spf(record)
+
+
+def hosting(mx_hosts: Sequence[str], spf: SpfRecord | None) -> Hosting:
+    """The provider of a domain from its MX hosts (preferred first) and its SPF record.
+
+    The preferred MX decides when it belongs to a mailbox provider. When it is a filtering
+    gateway or nobody we know (the domain's own server, say), the SPF record decides if it
+    names exactly one mailbox provider; otherwise the MX's answer stands."""
+    mx_provider = provider_from_mx(mx_hosts[0]) if mx_hosts else Provider.OTHER
+    if mx_provider not in GATEWAYS and mx_provider is not Provider.OTHER:
+        return Hosting(mx_provider, "mx", mx_provider)
+    named = providers_in_spf(spf) if spf is not None else ()
+    if len(named) == 1:
+        return Hosting(named[0], "spf", mx_provider)
+    return Hosting(mx_provider, "mx", mx_provider)
 
 
 @dataclass(frozen=True)
