@@ -205,18 +205,19 @@ class Settings(BaseSettings):
             raise ValueError("smtp_ports must be one or more ports between 1 and 65535")
         return value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_providers", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                try:
-                    return tuple(json.loads(text))
-                except (ValueError, TypeError) as exc:
-                    raise ValueError("cors_origins: not a JSON list of origins") from exc
-            return tuple(o.strip() for o in text.split(",") if o.strip())
-        return value
+    def _split_list(cls, value: object, info: ValidationInfo) -> object:
+        """A list in the environment: commas (`a,b`) or JSON (`["a", "b"]`)."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return tuple(json.loads(text))
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{info.field_name}: not a JSON list") from exc
+        return tuple(item.strip() for item in text.split(",") if item.strip())
 
     @field_validator("cors_origins")
     @classmethod
@@ -227,19 +228,6 @@ class Settings(BaseSettings):
                     "cors_origins: each origin is scheme://host[:port], without a path or a "
                     'trailing slash (e.g. https://app.example.com), or "*"'
                 )
-        return value
-
-    @field_validator("trusted_providers", mode="before")
-    @classmethod
-    def _split_providers(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                try:
-                    return tuple(json.loads(text))
-                except (ValueError, TypeError) as exc:
-                    raise ValueError("trusted_providers: not a JSON list of names") from exc
-            return tuple(p.strip() for p in text.split(",") if p.strip())
         return value
 
     @field_validator("trusted_providers")

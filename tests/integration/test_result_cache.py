@@ -5,7 +5,6 @@ recorders count the RCPT commands each address cost. A database per test."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -22,25 +21,10 @@ from app.db.session import make_engine, make_sessionmaker, session_scope
 from app.settings import Settings, get_settings
 from app.simulator import World
 from app.simulator.recorder import verb_of
-from tests.conftest import world_env, world_settings
-from tests.fixtures.bulk import FAST_BULK, check_counts
+from tests.conftest import world_env
+from tests.fixtures.bulk import check_counts
 from tests.fixtures.database import query
-from worker.main import run_async
-
-
-def bulk_settings(world: World, database_url: str, **overrides: object) -> Settings:
-    return world_settings(world, **{"database_url": database_url, **FAST_BULK, **overrides})
-
-
-@contextlib.asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[None]:
-    task = asyncio.create_task(run_async(settings, install_signal_handlers=False, name="cache"))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+from tests.integration.api.test_bulk_with_worker import bulk_settings, running_worker
 
 
 def rcpts(world: World, address: str) -> int:
