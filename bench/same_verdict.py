@@ -7,9 +7,10 @@ scratch database, pointed at the standard simulated world (every kind of server 
 and STARTTLS, pipelining or not, replies cut every way, 452 / 450 4.2.1 mailboxes, greylisting,
 a tarpit, a one-connection server, slow DNS ...). Then every address of the world's `EXPECTED`
 table through `POST /v0/check_email`, `--in-flight` at a time, and the same list as one
-`POST /v0/bulk`, both `fresh` (probed, not answered from the result cache). Prints each path's accuracy against the world's ground truth, how often the two
-agree, their wall time, what the one-connection server saw, DATA commands, and results that
-are not Reacher's `CheckEmailOutput` shape. Nothing is asserted; the acceptance test
+`POST /v0/bulk`, both `fresh` (probed, not answered from the result cache). Prints each
+path's accuracy against the world's ground truth, how often the two agree, their wall time,
+what the one-connection server saw, DATA commands, and results that are not Reacher's
+`CheckEmailOutput` shape. Nothing is asserted; the acceptance test
 `tests/acceptance/test_same_verdict.py` asserts the same on every run of the suite.
 """
 

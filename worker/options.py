@@ -32,6 +32,7 @@ def check_request(options: JobOptions, email: str, *, settings: Settings) -> Che
         hello_name=options.hello_name,
         proxy=proxy_config(options.proxy, settings=settings),
         smtp_ports=options.smtp_ports,
+        policy=options.policy,
     )
 
 

@@ -56,6 +56,8 @@ class JobOptions:
     smtp_ports: tuple[int, ...] | None = None
     # Probe every row, whatever the result cache holds from before the job (`app.cache`).
     fresh: bool = False
+    # The verdict policy ("none" | "trusted_providers_only"); None: the worker's MXPROBE_POLICY.
+    policy: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         stored: dict[str, Any] = {}
@@ -74,6 +76,8 @@ class JobOptions:
             stored["smtp_ports"] = list(self.smtp_ports)
         if self.fresh:
             stored["fresh"] = True
+        if self.policy is not None:
+            stored["policy"] = self.policy
         return stored
 
     @classmethod
@@ -85,6 +89,7 @@ class JobOptions:
             proxy=_proxy_from_json(stored.get("proxy")),
             smtp_ports=tuple(int(p) for p in ports) if ports else None,
             fresh=stored.get("fresh") is True,
+            policy=stored.get("policy"),
         )
 
 

@@ -182,6 +182,7 @@ def job_options(options: ProbeOptions, *, settings: Settings) -> bulk.JobOptions
         proxy=proxies.for_job(options.proxy, settings=settings),
         smtp_ports=options.ports(),
         fresh=options.fresh,
+        policy=options.policy,
     )
 
 
@@ -214,6 +215,11 @@ _UPLOAD_SCHEMA = {
             "type": "string",
             "enum": ["true", "false"],
             "description": "true: probe every row, whatever the result cache holds",
+        },
+        "policy": {
+            "type": "string",
+            "enum": ["none", "trusted_providers_only"],
+            "description": "The verdict policy (default MXPROBE_POLICY)",
         },
     },
 }
@@ -336,7 +342,7 @@ async def _upload(request: Request, session: AsyncSession, settings: Settings) -
             raise ApiError('the upload has no "file" part (the list, as a file)')
         fields: dict[str, Any] = {
             name: value
-            for name in ("from_email", "hello_name", "proxy")
+            for name in ("from_email", "hello_name", "proxy", "policy")
             if isinstance(value := form.get(name), str) and value
         }
         port = form.get("smtp_port")

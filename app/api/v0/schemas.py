@@ -169,6 +169,10 @@ ProxyChoice = Annotated[ProxyIn | ProxyName | None, BeforeValidator(_proxy_shape
 """`"proxy"`: a name of the server's proxies, or a free-form proxy object."""
 
 
+Policy = Literal["none", "trusted_providers_only"]
+"""A verdict policy (`app.engine.rules.trust.Policy`)."""
+
+
 class ProbeOptions(BaseModel):
     """The options a check or a bulk job may override."""
 
@@ -184,6 +188,12 @@ class ProbeOptions(BaseModel):
         strict=True,
         description="Probe now, even when the result cache holds a recent result (which the "
         "new one then replaces); a bulk job still reuses results probed since it began",
+    )
+    policy: Policy | None = Field(
+        default=None,
+        description="Ours: the verdict policy (default MXPROBE_POLICY); "
+        "trusted_providers_only makes an address on a provider off the trusted list at best "
+        "risky, with the reason in debug.policy",
     )
 
     @field_validator("from_email", "hello_name")
@@ -214,9 +224,3 @@ class CheckEmailIn(ProbeOptions):
     are ignored, as are all unknown fields."""
 
     to_email: Address
-    policy: Literal["none", "trusted_providers_only"] | None = Field(
-        default=None,
-        description="Ours: the verdict policy for this check (default MXPROBE_POLICY); "
-        "trusted_providers_only makes an address on a provider off the trusted list at best "
-        "risky, with the reason in debug.policy",
-    )

@@ -11,6 +11,7 @@ from app.simulator import World
 from tests.conftest import world_settings
 from tests.fixtures.api import in_process_api
 from tests.fixtures.schema import assert_reacher_output
+from tests.integration.api.test_bulk_with_worker import bulk_settings, running_worker, wait_until
 
 
 @pytest.fixture
@@ -44,3 +45,32 @@ async def test_an_unknown_policy_is_a_400(client: httpx.AsyncClient) -> None:
 
     assert response.status_code == 400
     assert "policy" in response.json()["error"]
+
+
+async def test_a_bulk_job_asks_for_the_policy_for_all_its_rows(
+    world: World, fresh_database_url: str
+) -> None:
+    settings = bulk_settings(world, fresh_database_url, result_cache_ttl=0)
+    emails = ["alice@normal.test", "nobody@normal.test"]
+    async with in_process_api(settings) as client:
+        strict = await submit_with(client, emails, policy="trusted_providers_only")
+        plain = await submit_with(client, emails)
+        async with running_worker(settings):
+            for job_id in (strict, plain):
+                await wait_until(client, job_id, done=lambda s: s["job_status"] == "complete")
+        results = {
+            job_id: (await client.get(f"/v0/bulk/{job_id}/download")).json()["results"]
+            for job_id in (strict, plain)
+        }
+
+    assert [r["is_reachable"] for r in results[plain]] == ["safe", "invalid"]
+    assert [r["is_reachable"] for r in results[strict]] == ["risky", "invalid"]  # invalid stays
+    assert results[strict][0]["debug"]["policy"]["changed_verdict"] is True
+    assert "policy" not in results[plain][0]["debug"]
+
+
+async def submit_with(client: httpx.AsyncClient, emails: list[str], **options: str) -> int:
+    body = {"input_type": "array", "input": emails, **options}
+    response = await client.post("/v0/bulk", json=body)
+    assert response.status_code == 200, response.text
+    return int(response.json()["job_id"])
