@@ -166,9 +166,12 @@ class ResultCache:
         fresh: bool = False,
         fresh_since: datetime | None = None,
         wait: bool = True,
+        holder: str | None = None,
     ) -> Verification:
         """The cached result for `request`, or the engine's (stored when cacheable).
-        `wait=False`: raise `InFlight` rather than wait for another check of the same key."""
+        `wait=False`: raise `InFlight` rather than wait for another check of the same key.
+        `holder`: who asks (a bulk row), so that its own claim, left by a run of it that
+        died mid-probe, is taken back rather than waited out."""
         sessions = self._sessions
         if sessions is None or not self.enabled:
             return await verifier.verify(request)
@@ -195,6 +198,7 @@ class ResultCache:
                             ttl=self.ttl,
                             claim_for=self.claim_for,
                             fresh_since=fresh_since,
+                            holder=holder,
                         )
                 except Exception as exc:
                     if not outage.is_outage(exc):

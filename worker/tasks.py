@@ -116,6 +116,7 @@ async def verify_address(context: JobContext, *, job_id: int, position: int, ema
             fresh=fresh,
             fresh_since=job.created_at if fresh else None,
             wait=False,
+            holder=f"row {job_id}:{position}",
         )
     except InFlight as exc:
         # The same address (a duplicate row, another job) is being probed now: come back for

@@ -210,5 +210,6 @@ class ResultCacheRow(Base):
     # While set and in the future, one process is probing this key: the others wait for its
     # result rather than probe the same address again.
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_result_cache_checked_at", "checked_at"),)

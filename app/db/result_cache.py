@@ -6,7 +6,9 @@ A key's row holds the last cacheable result probed for it (`checked_at`), and, w
 of it is in flight, a claim (`claimed_until`). `lookup_or_claim` does both in one statement:
 a result checked at or after `not_before` is returned; otherwise the caller takes the claim
 unless another holds one that has not expired, in which case it should wait for that probe's
-result. A claim that outlives its holder (a worker killed mid-probe) simply expires.
+result. A claim names its holder (`claimed_by`, a bulk row): the same holder takes its own claim
+back at once (the row retried after its worker was killed mid-probe); any other claim that
+outlives its holder simply expires.
 """
 
 from __future__ import annotations
@@ -58,12 +60,14 @@ WITH bound AS (
       FROM result_cache AS c, bound
      WHERE c.key = :key AND c.checked_at >= bound.not_before
 ), claim AS (
-    INSERT INTO result_cache AS c (key, email, claimed_until)
-    SELECT :key, :email, now() + make_interval(secs => :claim_for)
+    INSERT INTO result_cache AS c (key, email, claimed_until, claimed_by)
+    SELECT :key, :email, now() + make_interval(secs => :claim_for), :holder
      WHERE NOT EXISTS (SELECT 1 FROM existing)
-    ON CONFLICT (key) DO UPDATE SET claimed_until = excluded.claimed_until
+    ON CONFLICT (key) DO UPDATE
+       SET claimed_until = excluded.claimed_until, claimed_by = excluded.claimed_by
      WHERE (c.checked_at IS NULL OR c.checked_at < (SELECT not_before FROM bound))
-       AND (c.claimed_until IS NULL OR c.claimed_until <= now())
+       AND (c.claimed_until IS NULL OR c.claimed_until <= now()
+            OR c.claimed_by = CAST(:holder AS text))
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM claim) AS claimed,
@@ -82,9 +86,11 @@ async def lookup_or_claim(
     ttl: float,
     claim_for: float,
     fresh_since: datetime | None = None,
+    holder: str | None = None,
 ) -> Lookup:
     """A result younger than `ttl` seconds and checked at or after `fresh_since` (if given),
-    or the key's claim for `claim_for` seconds, or neither (see `Lookup`)."""
+    or the key's claim for `claim_for` seconds, or neither (see `Lookup`). `holder`: who
+    claims (a bulk row); a live claim of the same holder is taken back."""
     await _not_durable(session)
     row = (
         await session.execute(
@@ -95,6 +101,7 @@ async def lookup_or_claim(
                 "ttl": ttl,
                 "claim_for": claim_for,
                 "fresh_since": fresh_since,
+                "holder": holder,
             },
         )
     ).one()
@@ -114,7 +121,7 @@ INSERT INTO result_cache AS c (key, email, output, verdict, checked_at, claimed_
 VALUES (:key, :email, CAST(:output AS json), :verdict, now(), NULL)
 ON CONFLICT (key) DO UPDATE SET
     email = excluded.email, output = excluded.output, verdict = excluded.verdict,
-    checked_at = excluded.checked_at, claimed_until = NULL
+    checked_at = excluded.checked_at, claimed_until = NULL, claimed_by = NULL
 """
 )
 
@@ -141,7 +148,8 @@ _RELEASE = text(
 WITH claim_only AS (
     DELETE FROM result_cache WHERE key = :key AND output IS NULL RETURNING 1
 )
-UPDATE result_cache SET claimed_until = NULL WHERE key = :key AND output IS NOT NULL
+UPDATE result_cache SET claimed_until = NULL, claimed_by = NULL
+ WHERE key = :key AND output IS NOT NULL
 """
 )
 

@@ -7,7 +7,7 @@ Create Date: 2026-11-30 23:30:00
 One row per cache key (a sha256 of the address and the options that change the answer,
 `app.cache.cache_key`): the output of the last probe and when it was made, or, while
 `claimed_until` is in the future and no fresh result is there, a probe in flight that other
-checks of the same key wait for (`app.db.result_cache`). The index serves the prune of rows
+checks of the same key wait for, `claimed_by` naming its holder (`app.db.result_cache`). The index serves the prune of rows
 older than MXPROBE_RESULT_CACHE_TTL.
 """
 
@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("verdict", sa.Text(), nullable=True),
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("claimed_by", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_result_cache")),
     )
     op.create_index("ix_result_cache_checked_at", "result_cache", ["checked_at"])

@@ -68,14 +68,7 @@ def env(world: World, fresh_database_url: str) -> dict[str, str]:
         conn.execute(_AUDIT.replace("%(task)s", f"'{queue.VERIFY_TASK}'"))
     return service_env(
         fresh_database_url,
-        {
-            **world_env(world),
-            **fast_bulk_env(),
-            "MXPROBE_ALLOW_PRIVATE_URLS": "true",
-            # Imports, not the result cache: with it, a row the killed worker held would be
-            # sent back while its claim on the address lasts, a second task for one line.
-            "MXPROBE_RESULT_CACHE_TTL": "0",
-        },
+        {**world_env(world), **fast_bulk_env(), "MXPROBE_ALLOW_PRIVATE_URLS": "true"},
     )
 
 

@@ -15,16 +15,18 @@ import pytest
 from typer.testing import CliRunner
 
 from app.api.main import create_app
+from app.cache import cache_key
 from app.cli.main import cli
 from app.db import result_cache
 from app.db.session import make_engine, make_sessionmaker, session_scope
+from app.engine import CheckRequest
 from app.settings import Settings, get_settings
 from app.simulator import World
 from app.simulator.recorder import verb_of
 from tests.conftest import world_env
 from tests.fixtures.bulk import check_counts
 from tests.fixtures.database import query
-from tests.integration.api.test_bulk_with_worker import bulk_settings, running_worker
+from tests.integration.api.test_bulk_with_worker import bulk_settings, running_worker, wait_until
 
 
 def rcpts(world: World, address: str) -> int:
@@ -294,3 +296,43 @@ async def test_bulk_jobs_share_results_and_probe_a_duplicate_once(
     assert query(settings.database_url, "SELECT options FROM bulk_jobs ORDER BY id DESC LIMIT 1")[
         "fresh"
     ]
+
+
+async def test_a_row_retried_after_its_worker_died_takes_its_own_claim_back(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    """A worker killed mid-probe leaves its claim on the address: the row's next run takes
+    it back at once, while another row of the same address still waits for it."""
+    assert settings.database_url is not None
+    job_id = await submit(client, ["alice@normal.test", "alice@normal.test"])
+    key, email = keyed("alice@normal.test", settings)
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        async with session_scope(make_sessionmaker(engine)) as session:
+            dead_run = await result_cache.lookup_or_claim(
+                session, key, email=email, ttl=3600, claim_for=3600, holder=f"row {job_id}:0"
+            )
+        async with session_scope(make_sessionmaker(engine)) as session:
+            other_row = await result_cache.lookup_or_claim(
+                session, key, email=email, ttl=3600, claim_for=3600, holder=f"row {job_id}:1"
+            )
+    finally:
+        await engine.dispose()
+    assert dead_run.claimed
+    assert not other_row.claimed  # the claim (an hour long) holds for anyone else
+
+    async with running_worker(settings):
+        status = await wait_until(client, job_id, done=lambda s: s["job_status"] == "complete")
+    results = (await client.get(f"/v0/bulk/{job_id}/download")).json()["results"]
+
+    assert status["total_processed"] == 2
+    assert [r["is_reachable"] for r in results] == ["safe", "safe"]
+    assert rcpts(world, "alice@normal.test") == 1  # row 0 probed, row 1 got its result
+    assert [cache_of(r)["hit"] for r in results] == [False, True]
+
+
+def keyed(address: str, settings: Settings) -> tuple[str, str]:
+    """The cache key of a bulk row of `address` with no options, as a worker computes it."""
+    found = cache_key(CheckRequest(to_email=address), settings.probe_config())
+    assert found is not None
+    return found
