@@ -144,7 +144,11 @@ class ResultCache:
             return
         engine = make_engine(settings.database_url, pool_size=2)
         try:
-            yield cls.from_settings(settings, make_sessionmaker(engine))
+            sessions = make_sessionmaker(engine)
+            if await _has_table(sessions):
+                yield cls.from_settings(settings, sessions)
+            else:
+                yield cls(None, ttl=0, claim_for=0)
         finally:
             await engine.dispose()
 
@@ -248,6 +252,22 @@ class ResultCache:
         except Exception:
             # Its claim expires by itself; the probe's own outcome matters more.
             log.warning("could not release the result cache claim %s", key[:12], exc_info=True)
+
+
+async def _has_table(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """Whether the database at hand holds the cache's table (it was migrated); when it cannot
+    be asked or was not migrated, say so once: checks then probe without the cache."""
+    try:
+        async with session_scope(sessions) as session:
+            found = await result_cache.table_exists(session)
+    except Exception as exc:
+        if not outage.is_outage(exc):
+            raise
+        log.warning("result cache unavailable (%s): checks probe without it", exc)
+        return False
+    if not found:
+        log.warning("result cache off: the database has no result_cache (run `mxprobe migrate`)")
+    return found
 
 
 def claim_time(settings: Settings) -> float:

@@ -175,3 +175,9 @@ async def prune(session: AsyncSession, *, ttl: float) -> int:
     returns how many rows went."""
     deleted = await session.execute(_PRUNE, {"ttl": ttl})
     return int(getattr(deleted, "rowcount", 0) or 0)
+
+
+async def table_exists(session: AsyncSession) -> bool:
+    """Whether this database has the cache's table (it may not be migrated yet)."""
+    found = await session.scalar(text("SELECT to_regclass('result_cache') IS NOT NULL"))
+    return bool(found)

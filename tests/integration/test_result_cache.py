@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,7 +26,7 @@ from app.simulator import World
 from app.simulator.recorder import verb_of
 from tests.conftest import world_env
 from tests.fixtures.bulk import check_counts
-from tests.fixtures.database import query
+from tests.fixtures.database import create_database, drop_database, query
 from tests.integration.api.test_bulk_with_worker import bulk_settings, running_worker, wait_until
 
 
@@ -204,6 +205,26 @@ def test_mxprobe_check_uses_the_cache_unless_fresh(
     hits = [json.loads(run.stdout)["debug"]["cache"]["hit"] for run in runs]
     assert hits == [False, True, False]
     assert rcpts(world, "alice@normal.test") == 2
+
+
+def test_mxprobe_check_on_a_database_never_migrated_probes_without_the_cache(
+    world: World, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"mxprobe_empty_{uuid.uuid4().hex[:12]}"
+    empty = create_database(database_url, name)
+    for variable, value in {**world_env(world), "DATABASE_URL": empty}.items():
+        monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    try:
+        run = CliRunner().invoke(cli, ["check", "--json", "alice@normal.test"])
+    finally:
+        get_settings.cache_clear()
+        drop_database(database_url, name)
+
+    assert run.exit_code == 0, run.output
+    output = json.loads(run.stdout)
+    assert output["is_reachable"] == "safe"
+    assert "cache" not in output["debug"]
 
 
 # -- bulk jobs ------------------------------------------------------------------------------
