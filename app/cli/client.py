@@ -39,11 +39,17 @@ class Unreachable(ClientError):
 
 
 class Refused(ClientError):
-    """The service answered with an error status."""
+    """The service answered with an error status (and perhaps a `Retry-After`, in seconds)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def passing(self) -> bool:
+        """A gateway's or a busy service's answer (502, 503, 504): worth asking again."""
+        return self.status in (502, 503, 504)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +187,11 @@ class Client:
             with self._http.stream(method, path, **kwargs) as response:
                 if response.is_error:
                     response.read()
-                    raise Refused(response.status_code, _error_text(response))
+                    raise Refused(
+                        response.status_code,
+                        _error_text(response),
+                        retry_after=_retry_after(response),
+                    )
                 yield response
         except httpx.ConnectError as exc:
             raise Unreachable(
@@ -198,6 +208,14 @@ class Client:
 
 def _reason(exc: httpx.HTTPError) -> str:
     return str(exc) or type(exc).__name__
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """`Retry-After` in seconds (the API sends seconds; an HTTP date is not read)."""
+    try:
+        return max(0.0, float(response.headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -29,6 +29,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -43,7 +44,9 @@ from app.cli.client import (
     ClientError,
     Created,
     Format,
+    Refused,
     SubmitOptions,
+    Unreachable,
     file_size,
     output_format,
 )
@@ -54,6 +57,10 @@ out = Console(highlight=False)
 
 POLL_SECONDS = 0.5
 """How often a followed job's status is asked for."""
+
+OUTAGE_PATIENCE = 300.0
+"""How long a followed job's status may stay unavailable (the service restarting, its
+database down: 503) before `bulk` gives up; the job itself goes on in the service."""
 
 INTERRUPTED = 130
 """128 + SIGINT, as shells report a command stopped by Ctrl-C."""
@@ -274,7 +281,7 @@ def _follow(client: Client, job: str) -> dict[str, Any]:
         )
         while status["job_status"] == "running":
             time.sleep(POLL_SECONDS)
-            status = client.status(job)
+            status = _status_riding_out(client, job, progress, task)
             progress.update(
                 task,
                 total=status["total_records"] or None,
@@ -282,6 +289,23 @@ def _follow(client: Client, job: str) -> dict[str, Any]:
                 counts=_counts(status),
             )
     return status
+
+
+def _status_riding_out(
+    client: Client, job: str, progress: Progress, task: TaskID
+) -> dict[str, Any]:
+    """The job's status, asked again while the service is unreachable or answers 502/503/504
+    (a restart, a database outage), for up to `OUTAGE_PATIENCE` seconds; the bar says so."""
+    deadline = time.monotonic() + OUTAGE_PATIENCE
+    while True:
+        try:
+            return client.status(job)
+        except (Unreachable, Refused) as exc:
+            if (isinstance(exc, Refused) and not exc.passing) or time.monotonic() > deadline:
+                raise
+            wait = exc.retry_after if isinstance(exc, Refused) and exc.retry_after else 1.0
+            progress.update(task, counts=f"[yellow]{escape(str(exc))}: asking again[/]")
+            time.sleep(min(wait, 5.0))
 
 
 def _interrupted(client: Client, job: str, *, url: str, local: bool) -> None:

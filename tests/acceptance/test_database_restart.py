@@ -208,3 +208,31 @@ def test_a_crash_of_postgresql_mid_job_loses_nothing(
 
     assert_exactly_once(run, results, crowded_world)
     assert run.stop() == [0, 0], run.logs()
+
+
+def test_mxprobe_bulk_follows_a_job_through_an_outage(
+    run: Run, env: dict[str, str], tmp_path: Path
+) -> None:
+    """`mxprobe bulk --job` keeps polling while the API answers 503, and writes every result."""
+    output = tmp_path / "results.csv"
+    follower = Service(
+        "bulk",
+        ["-m", "app.cli", "bulk", "--job", str(run.job_id), "--url", run.url, "-o", str(output)],
+        env={k: v for k, v in env.items() if k != "DATABASE_URL"},
+        logs=tmp_path,
+    )
+    try:
+        run.start_workers(env, tmp_path)
+        run.progress_past(len(EMAILS) // 5)
+        run.server.stop("fast")
+        wait_for(lambda: run.status() is None, within=10, what="the API to answer 503")
+        time.sleep(2.0)  # several of the follower's polls (twice a second) answered 503
+        assert follower.process.poll() is None, follower.output()
+        run.server.start()
+
+        assert follower.process.wait(timeout=120) == 0, follower.output()
+    finally:
+        follower.stop()
+    rows = output.read_text().splitlines()
+    assert len(rows) == len(EMAILS) + 1, follower.output()
+    assert run.unavailable >= 1
