@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import bulk, imports
 from app.outage import is_outage
+
+logger = logging.getLogger(__name__)
 
 DATABASE_UNAVAILABLE = "database unavailable"
 RETRY_AFTER = "5"
@@ -137,13 +140,10 @@ def install(app: FastAPI) -> None:
         message = _body_unreadable(exc) or str(exc.detail)
         return error_json(message, status_code=exc.status_code, headers=exc.headers)
 
-    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        if is_outage(exc):  # PostgreSQL restarting or down: not our bug, and it passes
-            return JSONResponse(
-                {"error": DATABASE_UNAVAILABLE},
-                status_code=503,
-                headers={"Retry-After": RETRY_AFTER},
-            )
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """A failure in a middleware outside `ErrorAnswers` (Starlette logs its traceback)."""
+        if is_outage(exc):
+            return _unexpected(exc, request.scope)
         return JSONResponse({"error": "internal server error"}, status_code=500)
 
     app.add_exception_handler(bulk.BulkError, on_bulk_error)
@@ -153,11 +153,14 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_unexpected)
 
 
-class OutageAnswers:
-    """ASGI middleware: a request that failed because PostgreSQL is unreachable is answered
-    503 `database unavailable` here, below Starlette's error middleware, which logs a
-    traceback for every exception it sees (thousands of lines per restart). Other errors,
-    and an outage after the response has started, pass on unchanged."""
+class ErrorAnswers:
+    """ASGI middleware, the innermost: a request that failed with an exception no handler
+    took is answered here, as `{"error"}` JSON, inside the CORS middleware (so a page on
+    another origin can read a 500 too, which Starlette's outermost error middleware would
+    answer without CORS headers). PostgreSQL unreachable is 503 `database unavailable`,
+    logged by the outage monitor rather than as a traceback per request (thousands of lines
+    per restart); anything else is 500 `internal server error`, its traceback logged. An
+    error after the response has started passes on unchanged."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -176,11 +179,17 @@ class OutageAnswers:
         try:
             await self.app(scope, receive, watching)
         except Exception as exc:
-            if started or not is_outage(exc):
+            if started:
                 raise
-            response = JSONResponse(
-                {"error": DATABASE_UNAVAILABLE},
-                status_code=503,
-                headers={"Retry-After": RETRY_AFTER},
-            )
-            await response(scope, receive, send)
+            await _unexpected(exc, scope)(scope, receive, send)
+
+
+def _unexpected(exc: Exception, scope: Scope) -> JSONResponse:
+    if is_outage(exc):  # PostgreSQL restarting or down: not our bug, and it passes
+        return JSONResponse(
+            {"error": DATABASE_UNAVAILABLE},
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER},
+        )
+    logger.error("%s %s failed", scope["method"], scope["path"], exc_info=exc)
+    return JSONResponse({"error": "internal server error"}, status_code=500)

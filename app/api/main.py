@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    app.add_middleware(errors.OutageAnswers)  # first, so innermost: next to the routes
+    app.add_middleware(errors.ErrorAnswers)  # first, so innermost: next to the routes
     open_paths = _OPEN_ROUTES | _documentation(app) | web_pages.OPEN_PATHS
     if settings.header_secret:
         app.add_middleware(
