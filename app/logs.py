@@ -37,6 +37,7 @@ VERIFICATION_FIELDS = (
     "category",
     "reply_code",
     "duration_ms",
+    "cached",
 )
 """The fields of a verification line (and `email`, at DEBUG only); absent ones are null in
 JSON and left out of text: a single check has no job_id or row, an address whose domain takes
@@ -130,6 +131,7 @@ def verification(
         "category": probe.category if probe is not None else None,
         "reply_code": probe.code if probe is not None else None,
         "duration_ms": duration.secs * 1000 + duration.nanos // 1_000_000,
+        "cached": output.debug.cache is not None and output.debug.cache.hit,
     }
     if VERIFICATIONS.isEnabledFor(logging.DEBUG):
         fields["email"] = output.input

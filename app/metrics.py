@@ -74,6 +74,10 @@ ROUND_TRIPS = Counter(
 )
 DNS_HITS = Counter("mxprobe_dns_cache_hits", "DNS look-ups answered from the cache")
 DNS_MISSES = Counter("mxprobe_dns_cache_misses", "DNS look-ups asked of a nameserver")
+RESULT_CACHE_HITS = Counter(
+    "mxprobe_result_cache_hits",
+    "Addresses answered from the result cache instead of a probe (counted in mxprobe_checks too)",
+)
 ROWS_STORED = Counter(
     "mxprobe_rows_stored",
     "Bulk result rows this worker stored (a row stored again by a retried task not counted)",
@@ -126,9 +130,12 @@ OBSERVER = PrometheusObserver()
 
 
 def count_check(output: CheckEmailOutput) -> None:
-    """One address answered: counted by verdict and reply category."""
+    """One address answered: counted by verdict and reply category, and as a cache hit when
+    the result cache answered it."""
     probe = output.debug.probe
     CHECKS.labels(output.is_reachable.value, probe.category if probe else NO_PROBE).inc()
+    if output.debug.cache is not None and output.debug.cache.hit:
+        RESULT_CACHE_HITS.inc()
 
 
 @contextmanager

@@ -130,6 +130,8 @@ def test_both_metrics_endpoints_count_a_small_job_and_the_logs_tell_it(
     job_id = created.json()["job_id"]
     single = httpx.post(f"{url}/v0/check_email", json={"to_email": "bob@normal.test"}, timeout=30)
     assert single.json()["is_reachable"] == "safe"
+    again = httpx.post(f"{url}/v0/check_email", json={"to_email": "bob@normal.test"}, timeout=30)
+    assert again.json()["debug"]["cache"]["hit"] is True
 
     # No worker yet: the job's tasks wait in the queue, and the API reads them there.
     waiting = scrape(f"{url}/metrics")
@@ -138,8 +140,10 @@ def test_both_metrics_endpoints_count_a_small_job_and_the_logs_tell_it(
     assert get(waiting, "mxprobe_job_rows", job_id=str(job_id)) == len(JOB)
     assert get(waiting, "mxprobe_job_rows_processed_total", job_id=str(job_id)) == 0
     assert get(waiting, "mxprobe_database_up") == 1
-    # The single check, counted by the API process (and only there).
-    assert get(waiting, "mxprobe_checks_total", verdict="safe", category="accept") == 1
+    # The single check, asked twice: counted by the API process (and only there), the second
+    # answer as a result cache hit, with no probe.
+    assert get(waiting, "mxprobe_checks_total", verdict="safe", category="accept") == 2
+    assert get(waiting, "mxprobe_result_cache_hits_total") == 1
     assert get(waiting, "mxprobe_smtp_round_trips_total") >= 1
     assert get(waiting, "mxprobe_dns_cache_misses_total") >= 1
     assert get(waiting, "mxprobe_probe_duration_seconds_count") == 1
@@ -186,6 +190,7 @@ def test_both_metrics_endpoints_count_a_small_job_and_the_logs_tell_it(
     assert get(seen, "mxprobe_checks_total", verdict="invalid", category="none") == 1  # nxdomain
     assert get(seen, "mxprobe_checks_total", verdict="invalid", category="hard_fail") == 1
     assert get(seen, "mxprobe_rows_stored_total") == len(JOB)
+    assert get(seen, "mxprobe_result_cache_hits_total") == 0  # no address seen before
     # Every attempt is timed: the greylisted address twice.
     assert get(seen, "mxprobe_probe_duration_seconds_count") == len(JOB) + 1
     assert get(seen, "mxprobe_smtp_timeouts_total", stage="connect") >= 1  # the tarpit
@@ -212,9 +217,10 @@ def test_both_metrics_endpoints_count_a_small_job_and_the_logs_tell_it(
         job_id
     }
     single_lines = [line for line in api_lines if line["message"] == "verified"]
-    assert [(line["domain"], line["verdict"], line["job_id"]) for line in single_lines] == [
-        ("normal.test", "safe", None)
-    ]
+    assert [
+        (line["domain"], line["verdict"], line["job_id"], line["cached"]) for line in single_lines
+    ] == [("normal.test", "safe", None, False), ("normal.test", "safe", None, True)]
+    assert not any(line["cached"] for line in verified)
     assert [line["job_id"] for line in api_lines if line["message"] == "job submitted"] == [job_id]
     logs = serve.output() + api_service.output()
     assert not [part for part in LOCAL_PARTS if part in logs], "an address reached the logs"

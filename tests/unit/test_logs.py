@@ -80,6 +80,7 @@ def test_a_json_line_has_the_fields_and_no_address_at_info(lines: Any) -> None:
         "category": "hard_fail",
         "reply_code": 550,
         "duration_ms": 12,
+        "cached": False,
     }
     assert ADDRESS not in text
     assert "alice" not in text
@@ -97,7 +98,7 @@ def test_a_text_line_is_readable(lines: Any) -> None:
     assert text.rstrip("\n").endswith(
         "INFO mxprobe.verifications verified job_id=42 row=7 domain=example.com "
         "mx_group=mx.example.com verdict=unknown category=hard_fail reply_code=550 "
-        "duration_ms=12"
+        "duration_ms=12 cached=False"
     )
     assert "alice" not in text
 
