@@ -397,6 +397,14 @@ on_complete), first_try (unix seconds: the delivery is given up `webhook_retry_f
 WEBHOOK_QUEUE = "webhook"
 """Its own queue, and tasks that never wait on a receiver for more than the webhook timeout:
 a slow receiver never holds up verification (its retries are scheduled, not slept)."""
+WEBHOOK_PRIORITY = 10
+"""A message is sent as soon as its row is stored, ahead of the verifications still queued
+(workers take tasks by priority, then age): at priority 0 a row's message would wait behind
+every row of its job, and of the jobs queued before it. Each worker posts at most
+`webhook_concurrency` at once (`worker.deliveries`): past that, a message goes back to the
+queue at `WEBHOOK_LATER_PRIORITY`, behind the verifications, so a slow receiver never takes
+more of a worker than that."""
+WEBHOOK_LATER_PRIORITY = 0
 
 DEFER_WEBHOOKS = text(
     """
@@ -404,7 +412,7 @@ DEFER_WEBHOOKS = text(
         SELECT ROW(
                    CAST(:queue AS varchar),
                    CAST(:task AS varchar),
-                   0,
+                   CAST(:priority AS integer),
                    NULL,
                    NULL,
                    jsonb_build_object(
@@ -433,6 +441,7 @@ async def defer_webhooks(
         {
             "queue": WEBHOOK_QUEUE,
             "task": WEBHOOK_TASK,
+            "priority": WEBHOOK_PRIORITY,
             "job_ids": [m[0] for m in messages],
             "kinds": [m[1] for m in messages],
             "positions": [m[2] for m in messages],

@@ -146,12 +146,13 @@ class Settings(BaseSettings):
     # base64, or any other text, used as is); each POST may take webhook_timeout seconds; a
     # failed one is retried after webhook_retry_delay, doubling up to webhook_retry_max_delay,
     # until webhook_retry_for seconds after its first try, then given up. URLs follow
-    # allow_private_urls, as lists' URLs do.
+    # allow_private_urls, as lists' URLs do. A worker posts at most webhook_concurrency at once.
     webhook_secret: SecretStr | None = None
     webhook_timeout: float = Field(default=10.0, gt=0)
     webhook_retry_delay: float = Field(default=5.0, gt=0)
     webhook_retry_max_delay: float = Field(default=600.0, gt=0)
     webhook_retry_for: float = Field(default=3600.0, ge=0)
+    webhook_concurrency: int = Field(default=4, ge=1)
     # HTTP (uvicorn): slow and greedy clients. Seconds, unless said otherwise.
     http_header_timeout: float = Field(default=10.0, gt=0)  # a request's first byte → its headers
     http_body_timeout: float = Field(default=60.0, gt=0)  # its headers → the end of its body

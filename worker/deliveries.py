@@ -5,16 +5,22 @@ A non-2xx answer, no answer within `webhook_timeout`, or a refused URL (a name r
 private address) is a failed try: the task raises `retry.TemporaryAnswer` and the queue runs it
 again after a doubling delay, until `webhook_retry_for` seconds after its first try; then the
 message is given up (counted, not raised). The message's `webhook-id` is the same on each try.
+
+A worker posts at most `webhook_concurrency` messages at once. A message that finds them all
+taken is not tried: it goes back to the queue as a new task behind the verifications
+(`queue.WEBHOOK_LATER_PRIORITY`), a little later each time (`LATER_DELAYS`), its tries so far
+carried over, so a slow receiver holds a few of a worker's slots, never all of them.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 
 from procrastinate import JobContext
 
-from app import bulk, fetch, webhooks
+from app import bulk, fetch, queue, webhooks
 from app.db import jobs
 from app.db import webhooks as webhook_state
 from app.db.session import session_scope
@@ -24,6 +30,10 @@ from worker.tasks import deps_of
 
 log = logging.getLogger(__name__)
 
+LATER_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
+"""Seconds (up to twice that, jittered) before a message that found no free slot comes back:
+the n-th time it is sent back, the n-th delay (the last, from then on)."""
+
 
 async def deliver_webhook(
     context: JobContext,
@@ -32,10 +42,72 @@ async def deliver_webhook(
     kind: str,
     position: int | None = None,
     first_try: float,
+    tries_before: int = 0,
+    sent_back: int = 0,
+) -> str:
+    """`tries_before`: tries made by the tasks this one was sent back from; `sent_back`: how
+    many times the message found no free slot."""
+    deps = deps_of(context)
+    if deps.webhook_slots.locked():
+        await _later(
+            context,
+            job_id=job_id,
+            kind=kind,
+            position=position,
+            first_try=first_try,
+            tries_before=tries_before + context.job.attempts,
+            sent_back=sent_back,
+        )
+        return "sent back: this worker's webhook deliveries are all in flight"
+    async with deps.webhook_slots:
+        return await _deliver(
+            context,
+            job_id=job_id,
+            kind=kind,
+            position=position,
+            first_try=first_try,
+            attempts_done=tries_before + context.job.attempts,
+        )
+
+
+async def _later(
+    context: JobContext,
+    *,
+    job_id: int,
+    kind: str,
+    position: int | None,
+    first_try: float,
+    tries_before: int,
+    sent_back: int,
+) -> None:
+    delay = LATER_DELAYS[min(sent_back, len(LATER_DELAYS) - 1)]
+    deferrer = context.app.configure_task(
+        queue.WEBHOOK_TASK,
+        queue=queue.WEBHOOK_QUEUE,
+        priority=queue.WEBHOOK_LATER_PRIORITY,
+        schedule_in={"seconds": delay * (1 + random.random())},
+    )
+    await deferrer.defer_async(
+        job_id=job_id,
+        kind=kind,
+        position=position,
+        first_try=first_try,
+        tries_before=tries_before,
+        sent_back=sent_back + 1,
+    )
+
+
+async def _deliver(
+    context: JobContext,
+    *,
+    job_id: int,
+    kind: str,
+    position: int | None,
+    first_try: float,
+    attempts_done: int,
 ) -> str:
     deps = deps_of(context)
     settings = deps.settings
-    attempts_done = context.job.attempts
     async with session_scope(deps.sessions) as session:
         if kind == webhooks.ON_EACH_EMAIL:
             assert position is not None

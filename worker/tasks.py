@@ -10,6 +10,7 @@ queue for a moment (`InFlight`), so a list's duplicates are probed once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +56,12 @@ class Deps:
     jobs_seen: TTLCache[int, jobs.TaskJob | None] = field(
         default_factory=lambda: TTLCache(maxsize=1024, ttl=2.0)
     )
+    # Webhook POSTs this worker has in flight: at most settings.webhook_concurrency.
+    webhook_slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        slots = asyncio.Semaphore(self.settings.webhook_concurrency)
+        object.__setattr__(self, "webhook_slots", slots)  # frozen
 
 
 def deps_of(context: JobContext) -> Deps:

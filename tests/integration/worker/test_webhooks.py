@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.server
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,7 @@ from app.db.session import make_engine, make_sessionmaker, session_scope
 from app.settings import Settings
 from app.simulator import World
 from tests.fixtures.bulk import EXPECTED
+from tests.fixtures.database import stored_results
 from tests.fixtures.waiting import eventually
 from tests.integration.api.test_bulk_with_worker import bulk_settings, running_worker
 
@@ -37,14 +40,21 @@ class Call:
     headers: dict[str, str]
     body: bytes
     status: int
+    stored: int | None
+    """Rows of the job stored when the call came in (when the receiver was asked to count)."""
 
 
 @dataclass
 class Receiver:
-    """Answers 500 to its first `fail_first` calls, then 204; records every call."""
+    """Answers 500 to its first `fail_first` calls, then 204, each after `delay` seconds;
+    records every call, and how many were in flight at most."""
 
     fail_first: int = 0
+    delay: float = 0.0
+    stored_rows: Callable[[], int] | None = None
     calls: list[Call] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
 
@@ -53,18 +63,24 @@ class Receiver:
             return [c for c in self.calls if c.status == 204]
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver(fail_first=3)
+@contextlib.contextmanager
+def receiving(state: Receiver) -> Iterator[Receiver]:
+    """`state`'s receiver, listening on 127.0.0.1 (its `url` set) until the block ends."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            with state.lock:
+                state.in_flight += 1
+                state.max_in_flight = max(state.max_in_flight, state.in_flight)
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            stored = state.stored_rows() if state.stored_rows else None
+            time.sleep(state.delay)
             with state.lock:
                 status = 500 if len(state.calls) < state.fail_first else 204
                 state.calls.append(
-                    Call({k.lower(): v for k, v in self.headers.items()}, body, status)
+                    Call({k.lower(): v for k, v in self.headers.items()}, body, status, stored)
                 )
+                state.in_flight -= 1
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -81,6 +97,12 @@ def receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with receiving(Receiver(fail_first=3)) as state:
+        yield state
 
 
 def webhook_settings(world: World, database_url: str, **overrides: object) -> Settings:
@@ -232,6 +254,59 @@ async def test_dead_receiver_given_up_after_the_bound(
     assert state["on_each_email"]["failing"] == 0
     assert "127.0.0.1:9" in state["on_each_email"]["last_error"]
     assert state["on_complete"]["failing"] == 0
+
+
+async def test_rows_are_sent_as_they_are_stored_not_after_the_job(
+    world: World, fresh_database_url: str
+) -> None:
+    """A message's task goes ahead of the job's verifications still queued."""
+    settings = webhook_settings(world, fresh_database_url)
+    emails = [f"user{n}@normal.test" for n in range(60)]
+    state = Receiver()
+    with receiving(state):
+        job_id = await submit(settings, emails, {"on_each_email": {"url": state.url}})
+        state.stored_rows = lambda: stored_results(fresh_database_url, job_id)
+        async with running_worker(settings, concurrency=4):
+            await eventually(lambda: len(state.delivered()) >= len(emails), within=60)
+
+    stored_at_first_call = min(c.stored for c in state.calls if c.stored is not None)
+    assert stored_at_first_call <= len(emails) // 2, [c.stored for c in state.calls]
+
+
+async def test_a_slow_receiver_holds_only_its_share_of_a_worker(
+    world: World, fresh_database_url: str
+) -> None:
+    """At most webhook_concurrency POSTs at once: the job is verified without waiting for the
+    receiver, and every message still arrives, once."""
+    settings = webhook_settings(world, fresh_database_url, webhook_concurrency=1)
+    emails = [f"user{n}@normal.test" for n in range(8)]
+    state = Receiver(delay=0.3)
+    with receiving(state):
+        job_id = await submit(
+            settings,
+            emails,
+            {"on_each_email": {"url": state.url}, "on_complete": {"url": state.url}},
+        )
+        async with running_worker(settings, concurrency=4):
+            deadline = asyncio.get_running_loop().time() + 30
+            while (body := await status_of(settings, job_id))["job_status"] != "complete":
+                assert asyncio.get_running_loop().time() < deadline, body
+                await asyncio.sleep(0.05)
+            delivered_when_complete = len(state.delivered())
+            await eventually(
+                lambda: len(state.delivered()) >= len(emails) + 1,
+                within=60,
+                what="every message",
+            )
+            await asyncio.sleep(0.5)  # anything sent twice would arrive meanwhile
+            status = await status_of(settings, job_id)
+
+    assert delivered_when_complete < len(emails)  # verification did not wait for the receiver
+    assert state.max_in_flight == 1
+    ids = [c.headers["webhook-id"] for c in state.calls]
+    assert len(ids) == len(set(ids)) == len(emails) + 1
+    assert status["webhook"]["on_each_email"]["delivered"] == len(emails)
+    assert status["webhook"]["on_complete"]["delivered"] == 1
 
 
 async def test_a_literal_private_address_is_refused_at_submit(
