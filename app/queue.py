@@ -49,18 +49,38 @@ own (worker.periodic) so that a long list does not delay it."""
 DEFER_CHUNK = 25_000
 """Rows per defer statement: one array per statement keeps each under ~10 MB of arguments."""
 
+
+def verify_priority(position: int) -> int:
+    """The priority of the task of a job's row at `position`: 0 for the first row, -1 for the
+    next two, -2 for the four after, ... (minus the row number's binary order of magnitude).
+
+    Workers take tasks by priority, then age. So jobs share the workers rather than queue
+    behind each other: a 20-row job submitted while a million-row job is at row 500,000 has
+    all its rows verified next (priorities 0 to -4 against -18), and every job's first rows
+    come early. Within a job, rows still run in order. `POSITION_PRIORITY` is the same in SQL."""
+    return 1 - (position + 1).bit_length()
+
+
+POSITION_PRIORITY = "(1 - length(ltrim(CAST(CAST({} + 1 AS bigint) AS bit(64))::text, '0')))"
+"""`verify_priority` of a SQL expression (`.format(expression)`), in integer arithmetic."""
+
+LOWEST_PRIORITY = -1000
+"""Below every row's `verify_priority` (-62 at the lowest, for a bigint position)."""
+
+_ROW_POSITION = "CAST(:first AS bigint) + rows.ordinality - 1"
+
 DEFER_VERIFICATIONS = text(
-    """
+    f"""
     SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY(
         SELECT ROW(
                    CAST(:queue AS varchar),
                    CAST(:task AS varchar),
-                   0,
+                   {POSITION_PRIORITY.format(_ROW_POSITION)},
                    NULL,
                    NULL,
                    jsonb_build_object(
                        'job_id', CAST(:job_id AS bigint),
-                       'position', CAST(:first AS bigint) + rows.ordinality - 1,
+                       'position', {_ROW_POSITION},
                        'email', rows.email
                    ),
                    NULL
@@ -71,7 +91,8 @@ DEFER_VERIFICATIONS = text(
     """
 )
 """One procrastinate job per address, built server-side from one text[] parameter, deferred
-by procrastinate's own function (so its triggers, events and notifications all run)."""
+by procrastinate's own function (so its triggers, events and notifications all run), at its
+row's `verify_priority`."""
 
 CANCEL_PENDING = text(
     """
@@ -404,7 +425,7 @@ every row of its job, and of the jobs queued before it. Each worker posts at mos
 `webhook_concurrency` at once (`worker.deliveries`): past that, a message goes back to the
 queue at `WEBHOOK_LATER_PRIORITY`, behind the verifications, so a slow receiver never takes
 more of a worker than that."""
-WEBHOOK_LATER_PRIORITY = 0
+WEBHOOK_LATER_PRIORITY = LOWEST_PRIORITY
 
 DEFER_WEBHOOKS = text(
     """

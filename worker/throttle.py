@@ -26,6 +26,7 @@ async def defer_again(
     deferrer = context.app.configure_task(
         queue.VERIFY_TASK,
         queue=queue.VERIFY_QUEUE,
+        priority=queue.verify_priority(position),
         schedule_in={"seconds": delay * (1 + random.random())},
     )
     await deferrer.defer_async(job_id=job_id, position=position, email=email)

@@ -200,6 +200,31 @@ async def test_cancelling_a_running_job_keeps_what_was_verified(
     )
 
 
+async def test_a_small_job_does_not_wait_behind_a_big_one(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Rows go by their position's priority (`queue.verify_priority`), not first come first
+    served: a job submitted while a long one runs is verified next, in its own order."""
+    big = await submit(client, [f"u{i}@slow.test" for i in range(80)])
+
+    async with running_worker(settings, concurrency=2):
+        await wait_until(client, big, done=lambda s: s["total_processed"] >= 4)
+        small = await submit(client, ["alice@normal.test", "nobody@normal.test", "x@nomail.test"])
+        done = await wait_until(client, small, done=lambda s: s["job_status"] == "complete")
+        big_then = (await client.get(f"/v0/bulk/{big}")).json()
+        await client.delete(f"/v0/bulk/{big}")
+    results = (await client.get(f"/v0/bulk/{small}/download")).json()["results"]
+
+    assert big_then["job_status"] == "running"
+    assert big_then["total_processed"] < 20, big_then  # of 80: the small job went first
+    assert done["total_processed"] == 3
+    assert [r["input"] for r in results] == [
+        "alice@normal.test",
+        "nobody@normal.test",
+        "x@nomail.test",
+    ]
+
+
 async def test_a_worker_pruned_as_stalled_registers_again_and_goes_on(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:

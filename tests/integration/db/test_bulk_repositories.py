@@ -207,6 +207,32 @@ async def test_defer_creates_one_task_per_row_with_its_position(db_session: Asyn
     assert [t["position"] for t in tasks] == list(range(len(emails)))
     assert [t["email"] for t in tasks] == emails
     assert {t["job_id"] for t in tasks} == {job_id}
+    priorities = await db_session.scalars(
+        text(
+            "SELECT priority FROM procrastinate_jobs WHERE task_name = :task "
+            "AND (args->>'job_id')::bigint = :job_id ORDER BY id"
+        ),
+        {"task": queue.VERIFY_TASK, "job_id": job_id},
+    )
+    assert list(priorities) == [0, -1, -1, -2, -2, -2, -2, *[-3] * 8, *[-4] * 6]
+
+
+async def test_a_rows_priority_is_the_same_in_sql_and_in_python(db_session: AsyncSession) -> None:
+    """0, then one less each time the row number doubles, up to the largest bigint."""
+    positions = [0, 1, 2, 3, 6, 7, 14, 15, 999_999, 2**20 - 2, 2**20 - 1, 2**40, 2**63 - 2]
+    in_sql = text(f"SELECT {queue.POSITION_PRIORITY.format('CAST(:p AS bigint)')}")
+    for position in positions:
+        expected = queue.verify_priority(position)
+        assert await db_session.scalar(in_sql, {"p": position}) == expected, position
+    assert [queue.verify_priority(p) for p in (0, 1, 2, 3, 7, 2**63 - 2)] == [
+        0,
+        -1,
+        -1,
+        -2,
+        -3,
+        -62,
+    ]
+    assert queue.LOWEST_PRIORITY < queue.verify_priority(2**63 - 2)
 
 
 async def test_a_job_that_outgrows_the_queue_statistics_refreshes_them(
