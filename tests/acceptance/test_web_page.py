@@ -369,3 +369,46 @@ def test_with_a_secret_and_job_tokens_the_page_asks_once_and_names_jobs_by_token
 
         assert browser_errors(browser) == []
         no_tracebacks(services)
+
+
+def test_cancelling_from_the_page_shows_every_row_verified_before_it_stopped(
+    browser: WebDriver, world: World, served: tuple[str, str, list[Service]]
+) -> None:
+    """The rows already being verified when the job is cancelled land after it: the table
+    shows them as they do, and ends with exactly what the API serves."""
+    base, _, services = served
+    emails = [f"u{n}@tarpit.test" for n in range(60)]  # a second or so each: no banner
+    with api(base, secret=False) as client:
+        created = client.post("/v0/bulk", json={"input_type": "array", "input": emails})
+        assert created.status_code == 200, created.text
+        job_id = created.json()["job_id"]
+        browser.get(f"{base}/jobs/{job_id}")
+        wait_for(browser, lambda d: text_of(d, "job-status") == "running")
+        by_id(browser, "cancel").click()
+        assert "Cancel job" in browser.switch_to.alert.text
+        browser.switch_to.alert.accept()
+        wait_for(browser, lambda d: text_of(d, "job-status") == "cancelled")
+        assert text_of(browser, "action-note") == "The job is cancelled."
+
+        def settled(_driver: WebDriver) -> list[dict[str, Any]] | None:
+            """The API's results once rows stopped landing (none for 2 s), else None."""
+            before = client.get(f"/v0/bulk/{job_id}").json()["total_processed"]
+            time.sleep(2.0)
+            if client.get(f"/v0/bulk/{job_id}").json()["total_processed"] != before:
+                return None
+            results: list[dict[str, Any]] = client.get(f"/v0/bulk/{job_id}/download").json()[
+                "results"
+            ]
+            return results
+
+        results = wait_for(browser, settled, within=30, message="rows kept landing")
+        wait_for(
+            browser,
+            lambda d: addresses(d) == [r["input"] for r in results],
+            within=10,
+            message=f"the table never showed the {len(results)} rows the API serves",
+        )
+    assert 0 < len(results) < len(emails), len(results)
+    assert {row.get_attribute("data-verdict") for row in rows(browser)} <= {"unknown"}
+    assert browser_errors(browser) == []
+    no_tracebacks(services)

@@ -16,6 +16,9 @@ import {
 } from "./api.js";
 
 const POLL_MS = 1000;
+// A cancelled job's rows already being verified land over the next seconds: its page polls on
+// until this many polls in a row found no new row, and shows each one that lands.
+const SETTLE_POLLS = 3;
 const PAGE = 100;
 const RATE_WINDOW_MS = 20_000;
 const COLUMNS = ["Row", "Address", "Verdict", "Reply", "Notes"];
@@ -29,7 +32,8 @@ let samples = [];
 let lastAnnounced = -1;
 let offset = 0;
 let rows = [];
-let resultsShown = false;
+let resultsFor = null; // total_processed when the table was last loaded
+let quietPolls = 0;
 
 // ---- progress --------------------------------------------------------------------------------
 
@@ -109,13 +113,14 @@ function show(job) {
   }
   if (running) {
     $("results-note").textContent = "The results can be read here when the job is complete.";
-  } else if (!resultsShown) {
-    resultsShown = true;
+  } else if (resultsFor !== job.total_processed) {
+    resultsFor = job.total_processed;
     loadResults();
   }
 }
 
 async function poll() {
+  const before = status && status.total_processed;
   try {
     show(await call(path));
     $("job-problem").textContent = "";
@@ -125,7 +130,9 @@ async function poll() {
     setTimeout(poll, 5 * POLL_MS); // the service is restarting, or the network is down
     return;
   }
-  if (status.job_status === "running") setTimeout(poll, POLL_MS);
+  quietPolls = status.total_processed === before ? quietPolls + 1 : 0;
+  const settling = status.job_status === "cancelled" && quietPolls < SETTLE_POLLS;
+  if (status.job_status === "running" || settling) setTimeout(poll, POLL_MS);
 }
 
 function problemOf(error) {
