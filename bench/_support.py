@@ -78,6 +78,30 @@ def start_workers(env: dict[str, str], count: int, concurrency: int) -> list[Ser
     ]
 
 
+@contextlib.contextmanager
+def service(env: dict[str, str], *, workers: int, concurrency: int) -> Iterator[str]:
+    """The API and `workers` worker processes while the block runs: the API's base URL."""
+    api, base = start_api(env)
+    procs = start_workers(env, workers, concurrency)
+    try:
+        yield base
+    finally:
+        for proc in procs:
+            proc.stop()
+        api.stop()
+
+
+@contextlib.contextmanager
+def bench_world(latency: float = 0.05) -> Iterator[dict[str, Any]]:
+    """`start_bench_world` while the block runs: its address info."""
+    world, info = start_bench_world(latency=latency)
+    try:
+        yield info
+    finally:
+        world.terminate()
+        world.wait()
+
+
 def start_bench_world(latency: float = 0.05) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """app.simulator.bench's world, served by a process of its own (so its event loop does not
     compete with the benchmark's)."""

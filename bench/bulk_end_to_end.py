@@ -90,34 +90,23 @@ def main() -> None:
     emails = [a.email for a in addresses]
     per_mx = max(1, 5 // args.workers)
 
-    world, info = _support.start_bench_world(latency=0.05)
-    try:
-        with _support.scratch_database("e2e") as url:
-            env = _support.env_for(
-                url,
-                **_support.world_settings(info),
-                mx_concurrency=per_mx,
-                worker_concurrency=args.concurrency,
-                greylist_retry_delay=5,
-            )
-            api, base = _support.start_api(env)
-            workers = _support.start_workers(env, args.workers, args.concurrency)
-            try:
-                job_id, seconds = run_bulk(base, emails)
-                results = httpx.get(f"{base}/v0/bulk/{job_id}/download", timeout=120).json()
-            finally:
-                for worker in workers:
-                    worker.stop()
-                api.stop()
-            right = sum(
-                r["is_reachable"] == a.expected.value
-                for r, a in zip(results["results"], addresses, strict=True)
-            )
-            verdicts = Counter(r["is_reachable"] for r in results["results"])
-            ceiling = noop_ceiling(url, args.addresses, args.workers, args.concurrency)
-    finally:
-        world.terminate()
-        world.wait()
+    with _support.bench_world(latency=0.05) as info, _support.scratch_database("e2e") as url:
+        env = _support.env_for(
+            url,
+            **_support.world_settings(info),
+            mx_concurrency=per_mx,
+            worker_concurrency=args.concurrency,
+            greylist_retry_delay=5,
+        )
+        with _support.service(env, workers=args.workers, concurrency=args.concurrency) as base:
+            job_id, seconds = run_bulk(base, emails)
+            results = httpx.get(f"{base}/v0/bulk/{job_id}/download", timeout=120).json()
+        right = sum(
+            r["is_reachable"] == a.expected.value
+            for r, a in zip(results["results"], addresses, strict=True)
+        )
+        verdicts = Counter(r["is_reachable"] for r in results["results"])
+        ceiling = noop_ceiling(url, args.addresses, args.workers, args.concurrency)
 
     rate = args.addresses / seconds
     print(

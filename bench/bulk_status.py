@@ -81,46 +81,35 @@ def main() -> None:
     args = parser.parse_args()
     done = args.rows - args.pending
 
-    world, info = _support.start_bench_world()
-    try:
-        with _support.scratch_database("status") as url:
-            job_id = _support.create_job(url, args.rows)
-            started = time.perf_counter()
-            _support.fill_results(url, job_id, 0, done)
-            print(f"stored {done:,} results by SQL in {time.perf_counter() - started:.0f} s")
-            asyncio.run(defer_tail(url, job_id, done, args.pending))
-            env = _support.env_for(
-                url, **_support.world_settings(info), mx_concurrency=2, worker_concurrency=50
-            )
-            api, base = _support.start_api(env)
-            workers = _support.start_workers(env, 2, 50)
-            try:
-                while processed(base, job_id) < done + 200:
-                    time.sleep(0.2)
-                print(f"GET /v0/bulk/{job_id}: {args.rows:,} rows, 2 workers writing")
-                for parallel in (1, 4):
-                    before, t0 = processed(base, job_id), time.perf_counter()
-                    timings = asyncio.run(poll(base, job_id, args.requests, parallel))
-                    rate = (processed(base, job_id) - before) / (time.perf_counter() - t0)
-                    print(
-                        f"  {parallel} client(s): p50 {_support.percentile(timings, 50):.1f} ms,"
-                        f" p95 {_support.percentile(timings, 95):.1f} ms,"
-                        f" max {max(timings):.1f} ms over {len(timings)} requests"
-                        f" (workers storing {rate:.0f} rows/s meanwhile)"
-                    )
-                timings = asyncio.run(query_alone(url, job_id, args.requests))
+    with _support.bench_world() as info, _support.scratch_database("status") as url:
+        job_id = _support.create_job(url, args.rows)
+        started = time.perf_counter()
+        _support.fill_results(url, job_id, 0, done)
+        print(f"stored {done:,} results by SQL in {time.perf_counter() - started:.0f} s")
+        asyncio.run(defer_tail(url, job_id, done, args.pending))
+        env = _support.env_for(
+            url, **_support.world_settings(info), mx_concurrency=2, worker_concurrency=50
+        )
+        with _support.service(env, workers=2, concurrency=50) as base:
+            while processed(base, job_id) < done + 200:
+                time.sleep(0.2)
+            print(f"GET /v0/bulk/{job_id}: {args.rows:,} rows, 2 workers writing")
+            for parallel in (1, 4):
+                before, t0 = processed(base, job_id), time.perf_counter()
+                timings = asyncio.run(poll(base, job_id, args.requests, parallel))
+                rate = (processed(base, job_id) - before) / (time.perf_counter() - t0)
                 print(
-                    f"  the query alone (app.db.jobs.progress): p50"
-                    f" {_support.percentile(timings, 50):.2f} ms,"
-                    f" p95 {_support.percentile(timings, 95):.2f} ms"
+                    f"  {parallel} client(s): p50 {_support.percentile(timings, 50):.1f} ms,"
+                    f" p95 {_support.percentile(timings, 95):.1f} ms,"
+                    f" max {max(timings):.1f} ms over {len(timings)} requests"
+                    f" (workers storing {rate:.0f} rows/s meanwhile)"
                 )
-            finally:
-                for worker in workers:
-                    worker.stop()
-                api.stop()
-    finally:
-        world.terminate()
-        world.wait()
+            timings = asyncio.run(query_alone(url, job_id, args.requests))
+            print(
+                f"  the query alone (app.db.jobs.progress): p50"
+                f" {_support.percentile(timings, 50):.2f} ms,"
+                f" p95 {_support.percentile(timings, 95):.2f} ms"
+            )
 
 
 if __name__ == "__main__":

@@ -59,33 +59,22 @@ def main() -> None:
     small_alone = addresses[args.big : args.big + args.small]
     small_shared = addresses[args.big + args.small : needed]
 
-    world, info = _support.start_bench_world(latency=0.05)
-    try:
-        with _support.scratch_database("fairness") as url:
-            env = _support.env_for(
-                url,
-                **_support.world_settings(info),
-                worker_concurrency=args.concurrency,
-                greylist_retry_delay=5,
-            )
-            api, base = _support.start_api(env)
-            workers = _support.start_workers(env, args.workers, args.concurrency)
-            try:
-                alone = until_complete(base, submit(base, small_alone))
-                big_job = submit(base, big)
-                while processed(base, big_job) < args.big // 10:
-                    time.sleep(0.05)
-                before = processed(base, big_job)
-                shared = until_complete(base, submit(base, small_shared))
-                after = processed(base, big_job)
-                big_seconds = until_complete(base, big_job)
-            finally:
-                for worker in workers:
-                    worker.stop()
-                api.stop()
-    finally:
-        world.terminate()
-        world.wait()
+    with _support.bench_world(latency=0.05) as info, _support.scratch_database("fairness") as url:
+        env = _support.env_for(
+            url,
+            **_support.world_settings(info),
+            worker_concurrency=args.concurrency,
+            greylist_retry_delay=5,
+        )
+        with _support.service(env, workers=args.workers, concurrency=args.concurrency) as base:
+            alone = until_complete(base, submit(base, small_alone))
+            big_job = submit(base, big)
+            while processed(base, big_job) < args.big // 10:
+                time.sleep(0.05)
+            before = processed(base, big_job)
+            shared = until_complete(base, submit(base, small_shared))
+            after = processed(base, big_job)
+            big_seconds = until_complete(base, big_job)
 
     print(
         f"fairness: {args.workers} workers x concurrency {args.concurrency}, 50 ms per reply; "

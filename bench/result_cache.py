@@ -76,14 +76,8 @@ def run_setting(
             worker_concurrency=concurrency,
             result_cache_ttl=ttl,
         )
-        api, base = _support.start_api(env)
-        workers = _support.start_workers(env, 1, concurrency)
-        try:
+        with _support.service(env, workers=1, concurrency=concurrency) as base:
             return run_job(base, world, first), run_job(base, world, second)
-        finally:
-            for worker in workers:
-                worker.stop()
-            api.stop()
 
 
 def main() -> None:
