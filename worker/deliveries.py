@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from typing import Any
 
 from procrastinate import JobContext
 
@@ -47,39 +48,25 @@ async def deliver_webhook(
 ) -> str:
     """`tries_before`: tries made by the tasks this one was sent back from; `sent_back`: how
     many times the message found no free slot."""
-    deps = deps_of(context)
-    if deps.webhook_slots.locked():
-        await _later(
-            context,
-            job_id=job_id,
-            kind=kind,
-            position=position,
-            first_try=first_try,
-            tries_before=tries_before + context.job.attempts,
-            sent_back=sent_back,
-        )
+    message: dict[str, Any] = {
+        "job_id": job_id,
+        "kind": kind,
+        "position": position,
+        "first_try": first_try,
+    }
+    tries = tries_before + context.job.attempts
+    slots = deps_of(context).webhook_slots
+    if slots.locked():
+        await _later(context, message, tries_before=tries, sent_back=sent_back)
         return "sent back: this worker's webhook deliveries are all in flight"
-    async with deps.webhook_slots:
-        return await _deliver(
-            context,
-            job_id=job_id,
-            kind=kind,
-            position=position,
-            first_try=first_try,
-            attempts_done=tries_before + context.job.attempts,
-        )
+    async with slots:
+        return await _deliver(context, attempts_done=tries, **message)
 
 
 async def _later(
-    context: JobContext,
-    *,
-    job_id: int,
-    kind: str,
-    position: int | None,
-    first_try: float,
-    tries_before: int,
-    sent_back: int,
+    context: JobContext, message: dict[str, Any], *, tries_before: int, sent_back: int
 ) -> None:
+    """The message as a new task behind the verifications, a little later each time."""
     delay = LATER_DELAYS[min(sent_back, len(LATER_DELAYS) - 1)]
     deferrer = context.app.configure_task(
         queue.WEBHOOK_TASK,
@@ -87,14 +74,7 @@ async def _later(
         priority=queue.WEBHOOK_LATER_PRIORITY,
         schedule_in={"seconds": delay * (1 + random.random())},
     )
-    await deferrer.defer_async(
-        job_id=job_id,
-        kind=kind,
-        position=position,
-        first_try=first_try,
-        tries_before=tries_before,
-        sent_back=sent_back + 1,
-    )
+    await deferrer.defer_async(**message, tries_before=tries_before, sent_back=sent_back + 1)
 
 
 async def _deliver(
