@@ -32,6 +32,10 @@ VERDICTS = ["safe", "invalid", "risky"]
 UNREACHABLE = {"error": {"type": "AsyncSmtpError", "message": "proxy unreachable"}}
 
 
+FREE_FORM: dict[str, object] = {"allow_request_proxy": True, "allow_private_proxy": True}
+"""Settings that let requests name a proxy of their own, on a private address too."""
+
+
 @pytest.fixture(scope="module")
 def socks() -> Iterator[Socks]:
     with microsocks(username=USER, password=PASSWORD) as server:
@@ -162,12 +166,7 @@ async def test_a_proxy_name_resolving_to_loopback_is_refused_when_connecting(
 async def test_a_free_form_proxy_when_allowed_with_private_addresses(
     world: World, shared_database_url: str, socks: Socks
 ) -> None:
-    settings = world_settings(
-        world,
-        database_url=shared_database_url,
-        allow_request_proxy=True,
-        allow_private_proxy=True,
-    )
+    settings = world_settings(world, database_url=shared_database_url, **FREE_FORM)
     proxy = {"host": "localhost", "port": str(socks.port), "username": USER}
     async with in_process_api(settings) as client:
         good = await check(client, proxy={**proxy, "password": PASSWORD})
@@ -181,12 +180,7 @@ async def test_closed_http_and_refusing_proxies_read_the_same(
     world: World, shared_database_url: str, socks: Socks
 ) -> None:
     """Over HTTP too: a client learns nothing of what listens on the port it named."""
-    settings = world_settings(
-        world,
-        database_url=shared_database_url,
-        allow_request_proxy=True,
-        allow_private_proxy=True,
-    )
+    settings = world_settings(world, database_url=shared_database_url, **FREE_FORM)
     async with in_process_api(settings) as client:
         # the API itself is no HTTP server on a port; microsocks with a wrong password is
         # the SOCKS server refusing, and a free port is closed
@@ -222,13 +216,7 @@ async def test_credentials_socks5_cannot_send_are_a_400_at_submit(
     credentials: dict[str, Any],
     says: str,
 ) -> None:
-    settings = world_settings(
-        world,
-        database_url=fresh_database_url,
-        allow_request_proxy=True,
-        allow_private_proxy=True,
-        secret_key=KEY,
-    )
+    settings = world_settings(world, database_url=fresh_database_url, **FREE_FORM, secret_key=KEY)
     body: dict[str, Any] = {"proxy": {"host": "proxy.example.com", "port": 1080, **credentials}}
     if route == "/v0/bulk":
         body.update(input_type="array", input=["alice@normal.test"])
@@ -336,13 +324,7 @@ async def test_free_form_credentials_in_a_bulk_job_need_a_secret_key(
 async def test_free_form_credentials_are_sealed_used_and_erased_once_the_job_ends(
     world: World, fresh_database_url: str, socks: Socks
 ) -> None:
-    settings = bulk_settings(
-        world,
-        fresh_database_url,
-        allow_request_proxy=True,
-        allow_private_proxy=True,
-        secret_key=KEY,
-    )
+    settings = bulk_settings(world, fresh_database_url, **FREE_FORM, secret_key=KEY)
     proxy = {"host": "127.0.0.1", "port": socks.port, "username": USER, "password": PASSWORD}
     async with in_process_api(settings) as client:
         job_id = (
@@ -372,13 +354,7 @@ async def test_free_form_credentials_are_sealed_used_and_erased_once_the_job_end
 async def test_a_cancelled_jobs_credentials_are_erased_at_once(
     world: World, fresh_database_url: str
 ) -> None:
-    settings = bulk_settings(
-        world,
-        fresh_database_url,
-        allow_request_proxy=True,
-        allow_private_proxy=True,
-        secret_key=KEY,
-    )
+    settings = bulk_settings(world, fresh_database_url, **FREE_FORM, secret_key=KEY)
     proxy = {"host": "127.0.0.1", "port": 1080, "username": USER, "password": PASSWORD}
     async with in_process_api(settings) as client:
         job_id = (
