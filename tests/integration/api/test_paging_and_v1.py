@@ -18,31 +18,9 @@ from app.db import jobs, results
 from app.db.models import BulkResult, BulkRow
 from app.settings import Settings
 from tests.fixtures.api import in_process_api
+from tests.fixtures.results import stored_output
 
 ROWS = 120
-
-
-def output(address: str) -> dict[str, Any]:
-    username, _, domain = address.rpartition("@")
-    return {
-        "input": address,
-        "is_reachable": "safe",
-        "misc": {"is_disposable": False, "is_role_account": False},
-        "mx": {"accepts_mail": True, "records": ["mx.x.test."]},
-        "smtp": {
-            "can_connect_smtp": True,
-            "has_full_inbox": False,
-            "is_catch_all": False,
-            "is_deliverable": True,
-            "is_disabled": False,
-        },
-        "syntax": {
-            "address": address,
-            "domain": domain,
-            "is_valid_syntax": True,
-            "username": username,
-        },
-    }
 
 
 def address(position: int) -> str:
@@ -73,7 +51,7 @@ async def finished(session: AsyncSession, rows: int, *, skip: frozenset[int] = f
     await results.record_many(
         session,
         [
-            results.NewResult(job.job_id, p, address(p), "safe", output(address(p)))
+            results.NewResult(job.job_id, p, address(p), "safe", stored_output(address(p)))
             for p in range(rows)
             if p not in skip
         ],
