@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
@@ -18,7 +16,7 @@ import pytest
 from app.api.v0 import csv_export
 from app.simulator import World
 from tests.conftest import world_env
-from tests.fixtures.bulk import EXPECTED, check_counts, fast_bulk_env, summary_of
+from tests.fixtures.bulk import EXPECTED, completed, fast_bulk_env, summary_of
 from tests.fixtures.services import Service, service_env, start_api, start_worker
 
 
@@ -34,17 +32,6 @@ def api(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     service.stop()
 
 
-def poll(url: str, job_id: int, *, within: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while True:
-        status: dict[str, Any] = httpx.get(f"{url}/v0/bulk/{job_id}", timeout=5).json()
-        check_counts(status)
-        if status["job_status"] == "complete":
-            return status
-        assert time.monotonic() < deadline, f"not complete in time: {status}"
-        time.sleep(0.2)
-
-
 def test_two_workers_verify_a_list_of_every_behaviour(
     api: str, env: dict[str, str], tmp_path: Path, world: World, fresh_database_url: str
 ) -> None:
@@ -58,7 +45,7 @@ def test_two_workers_verify_a_list_of_every_behaviour(
         )
         assert created.status_code == 200, created.text
         job_id = created.json()["job_id"]
-        status = poll(api, job_id)
+        status = completed(api, job_id)
         results = httpx.get(f"{api}/v0/bulk/{job_id}/download", timeout=10).json()["results"]
         as_csv = httpx.get(f"{api}/v0/bulk/{job_id}/download?format=csv", timeout=10)
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import queue
 from app.simulator import World
 from tests.conftest import world_env
-from tests.fixtures.bulk import check_counts, fast_bulk_env
+from tests.fixtures.bulk import completed, fast_bulk_env
 from tests.fixtures.services import Service, free_port, healthy, service_env
 from tests.fixtures.waiting import wait_for
 
@@ -108,17 +107,6 @@ def api(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[Service, str]]:
     service.stop()
 
 
-def wait_complete(url: str, job_id: int, *, within: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while True:
-        status: dict[str, Any] = httpx.get(f"{url}/v0/bulk/{job_id}", timeout=5).json()
-        check_counts(status)
-        if status["job_status"] == "complete":
-            return status
-        assert time.monotonic() < deadline, f"not complete in time: {status}"
-        time.sleep(0.2)
-
-
 def test_both_metrics_endpoints_count_a_small_job_and_the_logs_tell_it(
     api: tuple[Service, str], env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -158,7 +146,7 @@ def test_both_metrics_endpoints_count_a_small_job_and_the_logs_tell_it(
         logs=tmp_path,
     )
     try:
-        status = wait_complete(url, job_id)
+        status = completed(url, job_id)
         seen: Samples = {}
         for port in (base, base + 1):
             wait_for(
