@@ -244,18 +244,26 @@ async def submit(
         raise EmptyInput
     if len(emails) > max_emails:
         raise TooManyEmails(given=len(emails), limit=max_emails)
-    try:
-        config = webhooks.checked(webhook, allow_private=allow_private_urls)
-    except webhooks.BadWebhook as exc:
-        raise BadWebhook(str(exc)) from None
     job = await jobs.create(
         session,
         total_records=len(emails),
         options=options,
-        webhook=config.to_json() if config else None,
+        webhook=checked_webhook(webhook, allow_private_urls=allow_private_urls),
     )
     await queue.defer_verifications(session, job_id=job.job_id, emails=emails)
     return job
+
+
+def checked_webhook(
+    webhook: Mapping[str, Any] | None, *, allow_private_urls: bool
+) -> dict[str, Any] | None:
+    """A request's webhooks as a job stores them; `BadWebhook` for a URL known to be refused
+    now (not http(s), a literal private address unless `allow_private_urls`)."""
+    try:
+        config = webhooks.checked(webhook, allow_private=allow_private_urls)
+    except webhooks.BadWebhook as exc:
+        raise BadWebhook(str(exc)) from None
+    return config.to_json() if config else None
 
 
 async def status(session: AsyncSession, job: JobRef) -> JobProgress:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterable, Sequence
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from sqlalchemy import text
@@ -30,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import fetch, queue, sealing
 from app.bulk import BulkError, EmptyInput, TooManyEmails
 from app.db import jobs
+from app.db import webhooks as webhook_state
 from app.db.jobs import JobOptions, NewJob
 from app.db.session import session_scope
 from app.engine import Resolver
@@ -105,10 +107,12 @@ async def submit_file(
     options: JobOptions,
     max_emails: int,
     max_bytes: int | None = None,
+    webhook: dict[str, Any] | None = None,
 ) -> NewJob:
-    """A job of every row of the file, in the session's transaction."""
+    """A job of every row of the file, in the session's transaction; `webhook`: as
+    `app.bulk.checked_webhook` gives it."""
     reader = ListReader(max_bytes=max_bytes)
-    job = await jobs.create(session, total_records=0, options=options)
+    job = await jobs.create(session, total_records=0, options=options, webhook=webhook)
     counted = 0
     batch: list[Row] = []
 
@@ -185,9 +189,16 @@ async def check_url(url: str, *, settings: Settings) -> None:
 
 
 async def submit_url(
-    session: AsyncSession, url: str, *, options: JobOptions, settings: Settings
+    session: AsyncSession,
+    url: str,
+    *,
+    options: JobOptions,
+    settings: Settings,
+    webhook: dict[str, Any] | None = None,
 ) -> NewJob:
-    """Check the URL, then create the job (empty, importing) and its import task."""
+    """Check the URL, then create the job (empty, importing) and its import task. `webhook`:
+    as `app.bulk.checked_webhook` gives it; its `on_complete` is enqueued by whichever comes
+    last, the import's end or the last row counted (`end`)."""
     public, credentials = split_credentials(url)
     sealed = None
     if credentials is not None:
@@ -206,6 +217,7 @@ async def submit_url(
         source=public,
         importing=True,
         import_credentials=sealed,
+        webhook=webhook,
     )
     await queue.defer_import(session, job_id=job.job_id)
     return job
@@ -247,7 +259,16 @@ async def import_url(
     if error:
         log.warning("job %s: %s", job_id, error)
     async with session_scope(sessions) as session:
-        await jobs.end_import(session, job_id, error=error)
+        await end(session, job_id, error=error)
+
+
+async def end(session: AsyncSession, job_id: int, *, error: str | None) -> None:
+    """No more rows: the import is over. If every row is counted already, the job is complete
+    now, and its `on_complete` webhook is enqueued here (`completed_now` locks it, so that of
+    this transaction and one counting the last rows, exactly one enqueues it)."""
+    await jobs.end_import(session, job_id, error=error)
+    if await webhook_state.completed_now(session, [job_id]):
+        await queue.defer_webhooks(session, [(job_id, webhook_state.ON_COMPLETE, None)])
 
 
 def _source_url(state: jobs.ImportState, settings: Settings) -> str:
@@ -293,16 +314,20 @@ async def _read(
             limit = settings.bulk_max_emails
             raise _Stop(f"the list has more than {limit} rows: the first {limit} are verified")
 
-    async with _open(url, settings) as body:
-        async for chunk in body:
-            for row in reader.iter_feed(chunk):
+    try:
+        async with _open(url, settings) as body:
+            async for chunk in body:
+                for row in reader.iter_feed(chunk):
+                    seen += 1
+                    if seen > skip:
+                        batch.append(row)
+                        if len(batch) >= BATCH_ROWS:
+                            await flush()
+            for row in reader.close():
                 seen += 1
                 if seen > skip:
                     batch.append(row)
-                    if len(batch) >= BATCH_ROWS:
-                        await flush()
-        for row in reader.close():
-            seen += 1
-            if seen > skip:
-                batch.append(row)
+    except (fetch.FetchError, ListError):
+        await flush()  # the rows read whole before it went wrong are the job's too
+        raise
     await flush()

@@ -32,6 +32,7 @@ from app.api.deps import AppSettings, DbSession
 from app.api.errors import ERROR_RESPONSES, ApiError, error_response
 from app.api.v0 import proxies
 from app.api.v0.schemas import MAX_ADDRESS_LENGTH, STORABLE, ProbeOptions, text_problem
+from app.api.v1.webhook import Webhook
 from app.bulk import BulkStatus, status_body
 from app.settings import Settings
 
@@ -129,6 +130,11 @@ class BulkIn(ProbeOptions):
     ]
     # Checked below, item by item, for messages that name the item.
     input: Annotated[Any, WithJsonSchema(_INPUT_SCHEMA)]
+    webhook: Webhook | None = Field(
+        default=None,
+        description="Ours on v0 (Reacher has it on /v1/bulk): where to announce each verified "
+        "row and the job's end, for every input_type",
+    )
 
     @model_validator(mode="after")
     def _valid_input(self) -> BulkIn:
@@ -221,8 +227,19 @@ _UPLOAD_SCHEMA = {
             "enum": ["none", "trusted_providers_only"],
             "description": "The verdict policy (default MXPROBE_POLICY)",
         },
+        "webhook": {
+            "type": "string",
+            "description": "The job's webhooks as JSON text, as in a JSON request: "
+            '{"on_each_email": {"url": ...}, "on_complete": {...}}',
+        },
     },
 }
+
+
+class _WebhookField(BaseModel):
+    """An upload's `webhook` form field, once read as JSON (errors named `webhook.…`)."""
+
+    webhook: Webhook
 
 
 @router.post(
@@ -255,9 +272,18 @@ async def create_bulk_job(
     else:
         body = _validated(BulkIn, await json_body(request))
         options = body.job_options(settings=settings)
+        webhook = bulk.checked_webhook(
+            body.webhook.stored() if body.webhook else None,
+            allow_private_urls=settings.allow_private_urls,
+        )
         if body.input_type == "array":
             job = await bulk.submit(
-                session, emails=body.emails(), options=options, max_emails=settings.bulk_max_emails
+                session,
+                emails=body.emails(),
+                options=options,
+                max_emails=settings.bulk_max_emails,
+                webhook=webhook,
+                allow_private_urls=settings.allow_private_urls,
             )
         elif body.input_type == "csv":
             job = await imports.submit_file(
@@ -265,10 +291,11 @@ async def create_bulk_job(
                 _one(str(body.input).encode()),
                 options=options,
                 max_emails=settings.bulk_max_emails,
+                webhook=webhook,
             )
         else:
             job = await imports.submit_url(
-                session, str(body.input), options=options, settings=settings
+                session, str(body.input), options=options, settings=settings, webhook=webhook
             )
     logs.job_event("job submitted", job_id=job.job_id, via="POST /v0/bulk")
     return BulkCreated(job_id=job.job_id, job_token=job.token)
@@ -356,6 +383,9 @@ async def _upload(request: Request, session: AsyncSession, settings: Settings) -
             # "true"/"false" as a form sends them; anything else is refused by the model
             fields["fresh"] = {"true": True, "false": False}.get(fresh.strip().lower(), fresh)
         options = _validated(ProbeOptions, fields)
+        webhook = bulk.checked_webhook(
+            _form_webhook(form.get("webhook")), allow_private_urls=settings.allow_private_urls
+        )
 
         async def chunks() -> AsyncIterator[bytes]:
             while chunk := await upload.read(UPLOAD_CHUNK):
@@ -366,9 +396,21 @@ async def _upload(request: Request, session: AsyncSession, settings: Settings) -
             chunks(),
             options=job_options(options, settings=settings),
             max_emails=settings.bulk_max_emails,
+            webhook=webhook,
         )
     finally:
         await form.close()
+
+
+def _form_webhook(value: object) -> dict[str, object] | None:
+    """The upload's `webhook` field (JSON text), validated as a JSON request's would be."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        data = json.loads(value)
+    except (ValueError, RecursionError):
+        raise ApiError("webhook: the form field must hold JSON") from None
+    return _validated(_WebhookField, {"webhook": data}).webhook.stored()
 
 
 STATUS_RESPONSES: dict[int | str, dict[str, Any]] = {

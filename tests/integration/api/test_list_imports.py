@@ -19,6 +19,7 @@ from app import imports
 from app.db.jobs import JobOptions
 from app.db.session import make_engine, make_sessionmaker, session_scope
 from app.lists import Row
+from app.lists.sniff import SNIFF_LINES
 from app.settings import Settings
 from app.simulator import World
 from tests.fixtures.api import in_process_api
@@ -30,6 +31,7 @@ from tests.fixtures.http_files import (
     chunks,
     drop,
     gzip_body,
+    stall,
 )
 from tests.fixtures.http_files import http_files as http_files
 from tests.integration.api.test_bulk_with_worker import bulk_settings, running_worker, wait_until
@@ -229,6 +231,28 @@ async def test_a_connection_dropped_mid_file_ends_the_import_with_what_was_read(
     assert 0 < status["total_records"] < len(lines)
     assert status["total_processed"] <= status["total_records"]
     assert "reading the list stopped" in status["error"]
+
+
+async def test_a_list_that_stalls_mid_batch_keeps_every_row_read_before(
+    world: World, fresh_database_url: str, http_files: HttpFiles
+) -> None:
+    """Rows are enqueued in batches of thousands; those of a batch cut short by a stall (or a
+    drop, or the byte limit) are the job's too: the status's total_records is the rows read."""
+    settings = bulk_settings(world, fresh_database_url, allow_private_urls=True, remote_timeout=1.0)
+    read = [f"u{n}@normal.test" for n in range(SNIFF_LINES + 10)]  # the POST sees a first row
+    head = "".join(f"{a}\n" for a in read).encode()
+    url = http_files.serve("/stalls.txt", stall(head, declared_length=10 * len(head)))
+    async with in_process_api(settings) as client:
+        job_id = await created(
+            await client.post("/v0/bulk", json={"input_type": "remote_url", "input": url})
+        )
+        async with running_worker(settings):
+            status = await complete(client, job_id)
+            rows = await results(client, job_id)
+
+    assert status["total_records"] == status["total_processed"] == len(read)
+    assert "reading the list stopped" in status["error"]
+    assert [r["input"] for r in rows] == read
 
 
 async def test_credentials_in_the_url_are_sent_and_never_stored(

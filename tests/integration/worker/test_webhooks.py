@@ -24,10 +24,14 @@ from app import bulk, webhooks
 from app.api.main import create_app
 from app.db.jobs import JobOptions
 from app.db.session import make_engine, make_sessionmaker, session_scope
+from app.lists.sniff import SNIFF_LINES
 from app.settings import Settings
 from app.simulator import World
+from tests.fixtures.api import in_process_api
 from tests.fixtures.bulk import EXPECTED
 from tests.fixtures.database import stored_results
+from tests.fixtures.http_files import HttpFiles, body, stall
+from tests.fixtures.http_files import http_files as http_files
 from tests.fixtures.waiting import eventually
 from tests.integration.api.test_bulk_with_worker import bulk_settings, running_worker
 
@@ -307,6 +311,98 @@ async def test_a_slow_receiver_holds_only_its_share_of_a_worker(
     assert len(ids) == len(set(ids)) == len(emails) + 1
     assert status["webhook"]["on_each_email"]["delivered"] == len(emails)
     assert status["webhook"]["on_complete"]["delivered"] == 1
+
+
+V0_LIST = ["alice@normal.test", "nobody@normal.test", "not an address"]
+
+
+@pytest.mark.parametrize("how", ["array", "csv", "remote_url", "upload"])
+async def test_a_v0_job_of_any_input_carries_webhooks(
+    world: World, fresh_database_url: str, http_files: HttpFiles, how: str
+) -> None:
+    settings = webhook_settings(world, fresh_database_url)
+    text = "".join(f"{address}\n" for address in V0_LIST)
+    with receiving(Receiver()) as state:
+        hooks = {
+            "on_each_email": {"url": state.url},
+            "on_complete": {"url": state.url, "extra": how},
+        }
+        async with in_process_api(settings) as client:
+            if how == "upload":
+                response = await client.post(
+                    "/v0/bulk",
+                    files={"file": ("list.txt", text.encode())},
+                    data={"webhook": json.dumps(hooks)},
+                )
+            else:
+                given: object = {
+                    "array": V0_LIST,
+                    "csv": text,
+                    "remote_url": http_files.serve("/list.txt", body(text.encode())),
+                }[how]
+                response = await client.post(
+                    "/v0/bulk", json={"input_type": how, "input": given, "webhook": hooks}
+                )
+            assert response.status_code == 200, response.text
+            job_id = response.json()["job_id"]
+            async with running_worker(settings):
+                await eventually(lambda: len(state.delivered()) >= len(V0_LIST) + 1, within=30)
+                await asyncio.sleep(0.5)  # anything sent twice would arrive meanwhile
+
+    payloads = [json.loads(call.body) for call in state.calls]
+    rows = [p for p in payloads if "result" in p]
+    done = [p for p in payloads if "job_status" in p]
+    assert sorted(p["result"]["input"] for p in rows) == sorted(V0_LIST)
+    assert len(done) == 1
+    assert (done[0]["job_id"], done[0]["job_status"], done[0]["extra"]) == (job_id, "complete", how)
+    assert done[0]["total_processed"] == len(V0_LIST)
+
+
+async def test_an_import_that_ends_after_its_last_row_is_counted_announces_its_end(
+    world: World, fresh_database_url: str, http_files: HttpFiles
+) -> None:
+    """The list stalls after its rows: they are verified and counted while the import still
+    waits; its end (the read timing out) is what completes the job, and sends on_complete."""
+    settings = webhook_settings(world, fresh_database_url, remote_timeout=2.0)
+    read = [f"u{n}@normal.test" for n in range(SNIFF_LINES + 10)]
+    head = "".join(f"{address}\n" for address in read).encode()
+    url = http_files.serve("/stalls.txt", stall(head, declared_length=10 * len(head)))
+    with receiving(Receiver()) as state:
+        hooks = {"on_complete": {"url": state.url}}
+        async with in_process_api(settings) as client:
+            response = await client.post(
+                "/v0/bulk", json={"input_type": "remote_url", "input": url, "webhook": hooks}
+            )
+            assert response.status_code == 200, response.text
+            async with running_worker(settings):
+                await eventually(lambda: len(state.delivered()) >= 1, within=30)
+                await asyncio.sleep(0.5)
+
+    assert len(state.calls) == 1
+    done = json.loads(state.calls[0].body)
+    assert done["job_status"] == "complete"
+    assert done["total_records"] == done["total_processed"] == len(read)
+    assert "reading the list stopped" in done["error"]
+
+
+async def test_an_upload_with_a_webhook_that_is_not_json_is_a_400(
+    world: World, fresh_database_url: str
+) -> None:
+    settings = webhook_settings(world, fresh_database_url)
+    async with in_process_api(settings) as client:
+        not_json = await client.post(
+            "/v0/bulk", files={"file": ("l.txt", b"a@b.test\n")}, data={"webhook": "{url"}
+        )
+        no_url = await client.post(
+            "/v0/bulk",
+            files={"file": ("l.txt", b"a@b.test\n")},
+            data={"webhook": json.dumps({"on_complete": {"headers": {}}})},
+        )
+
+    assert not_json.status_code == 400
+    assert not_json.json() == {"error": "webhook: the form field must hold JSON"}
+    assert no_url.status_code == 400
+    assert "webhook.on_complete.url" in no_url.json()["error"]
 
 
 async def test_a_literal_private_address_is_refused_at_submit(
