@@ -11,6 +11,7 @@ Exit status: 0 done, 1 failed (an HTTP error, a cancelled job, a list not read t
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -68,7 +69,14 @@ INTERRUPTED = 130
 VERDICTS = (("safe", "green"), ("risky", "yellow"), ("invalid", "red"), ("unknown", "magenta"))
 
 Url = Annotated[
-    str, typer.Option("--url", help="The service's base URL.", rich_help_panel="Service")
+    str,
+    typer.Option(
+        "--url",
+        envvar="MXPROBE_URL",
+        show_envvar=True,
+        help="The service's base URL.",
+        rich_help_panel="Service",
+    ),
 ]
 Secret = Annotated[
     str | None,
@@ -114,8 +122,8 @@ def _reporting() -> Iterator[None]:
 @contextmanager
 def _service(url: str, secret: str | None, *, local: bool, workers: int) -> Iterator[Client]:
     """A client of the service at `url`, or of one started here (`--local`)."""
-    if local and url != DEFAULT_URL:
-        raise _fail("give --url or --local, not both")
+    if local and url not in (DEFAULT_URL, os.environ.get("MXPROBE_URL")):
+        raise _fail("give --url or --local, not both")  # (--local wins over MXPROBE_URL)
     if not local:
         with Client(url, secret=secret) as client:
             yield client

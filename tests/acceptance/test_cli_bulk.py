@@ -134,10 +134,13 @@ class Ran:
     stderr: str
 
 
-def run(*args: str, stdin: str | None = None, secret: bool = True) -> Ran:
+def run(
+    *args: str, stdin: str | None = None, secret: bool = True, env: dict[str, str] | None = None
+) -> Ran:
     """The command in this process (typer's runner), the secret from the environment."""
-    env = {"MXPROBE_HEADER_SECRET": SECRET, "COLUMNS": "200"} if secret else {"COLUMNS": "200"}
-    result = CliRunner().invoke(cli, list(args), input=stdin, env=env)
+    variables = {"MXPROBE_HEADER_SECRET": SECRET} if secret else {}
+    variables.update(COLUMNS="200", **(env or {}))
+    result = CliRunner().invoke(cli, list(args), input=stdin, env=variables)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return Ran(result.exit_code, result.stdout, result.stdout_bytes, result.stderr)
@@ -304,7 +307,7 @@ def test_bulk_uploads_a_csv_follows_it_and_writes_what_the_api_serves(
     status = run("status", str(job_id), "--json", "--url", service.url)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout) == api(service, f"/v0/bulk/{job_id}").json()
-    shown = run("status", str(job_id), "--url", service.url)
+    shown = run("status", str(job_id), env={"MXPROBE_URL": service.url})  # the same
     assert f"job {job_id}: complete" in shown.stdout
     assert "verified  6 of 6 rows" in shown.stdout
 
