@@ -75,6 +75,17 @@ async def results(client: httpx.AsyncClient, job_id: int) -> list[dict[str, Any]
     return list(response.json()["results"])
 
 
+async def imported(
+    client: httpx.AsyncClient, settings: Settings, url: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The list at `url` as a job, read and verified by a worker: its status and results."""
+    job_id = await created(
+        await client.post("/v0/bulk", json={"input_type": "remote_url", "input": url})
+    )
+    async with running_worker(settings):
+        return await complete(client, job_id), await results(client, job_id)
+
+
 def error_of(response: httpx.Response, status: int) -> str:
     assert response.status_code == status, response.text
     assert set(response.json()) == {"error"}
@@ -84,13 +95,7 @@ def error_of(response: httpx.Response, status: int) -> str:
 async def test_a_remote_list_is_read_by_a_worker_and_verified_in_file_order(
     client: httpx.AsyncClient, settings: Settings, http_files: HttpFiles
 ) -> None:
-    url = http_files.serve("/list.txt", body(LIST))
-    job_id = await created(
-        await client.post("/v0/bulk", json={"input_type": "remote_url", "input": url})
-    )
-    async with running_worker(settings):
-        status = await complete(client, job_id)
-        rows = await results(client, job_id)
+    status, rows = await imported(client, settings, http_files.serve("/list.txt", body(LIST)))
 
     assert status["total_records"] == status["total_processed"] == len(ADDRESSES)
     assert "error" not in status
@@ -243,12 +248,7 @@ async def test_a_list_that_stalls_mid_batch_keeps_every_row_read_before(
     head = "".join(f"{a}\n" for a in read).encode()
     url = http_files.serve("/stalls.txt", stall(head, declared_length=10 * len(head)))
     async with in_process_api(settings) as client:
-        job_id = await created(
-            await client.post("/v0/bulk", json={"input_type": "remote_url", "input": url})
-        )
-        async with running_worker(settings):
-            status = await complete(client, job_id)
-            rows = await results(client, job_id)
+        status, rows = await imported(client, settings, url)
 
     assert status["total_records"] == status["total_processed"] == len(read)
     assert "reading the list stopped" in status["error"]
