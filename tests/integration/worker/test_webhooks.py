@@ -34,6 +34,7 @@ from tests.fixtures.http_files import HttpFiles, body, stall
 from tests.fixtures.http_files import http_files as http_files
 from tests.fixtures.waiting import eventually
 from tests.integration.api.test_bulk_with_worker import bulk_settings, running_worker
+from worker import deliveries
 
 KEY = b"a test key of 32 bytes, exactly!"
 SECRET = "whsec_" + base64.b64encode(KEY).decode()
@@ -278,10 +279,11 @@ async def test_rows_are_sent_as_they_are_stored_not_after_the_job(
 
 
 async def test_a_slow_receiver_holds_only_its_share_of_a_worker(
-    world: World, fresh_database_url: str
+    world: World, fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At most webhook_concurrency POSTs at once: the job is verified without waiting for the
     receiver, and every message still arrives, once."""
+    monkeypatch.setattr(deliveries, "LATER_DELAYS", (0.2, 0.5))  # sent back for less long
     settings = webhook_settings(world, fresh_database_url, webhook_concurrency=1)
     emails = [f"user{n}@normal.test" for n in range(8)]
     state = Receiver(delay=0.3)
