@@ -131,7 +131,7 @@ def verification(
         "category": probe.category if probe is not None else None,
         "reply_code": probe.code if probe is not None else None,
         "duration_ms": duration.secs * 1000 + duration.nanos // 1_000_000,
-        "cached": output.debug.cache is not None and output.debug.cache.hit,
+        "cached": output.from_cache,
     }
     if VERIFICATIONS.isEnabledFor(logging.DEBUG):
         fields["email"] = output.input

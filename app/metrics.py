@@ -134,7 +134,7 @@ def count_check(output: CheckEmailOutput) -> None:
     the result cache answered it."""
     probe = output.debug.probe
     CHECKS.labels(output.is_reachable.value, probe.category if probe else NO_PROBE).inc()
-    if output.debug.cache is not None and output.debug.cache.hit:
+    if output.from_cache:
         RESULT_CACHE_HITS.inc()
 
 

@@ -169,5 +169,10 @@ class CheckEmailOutput(_Model):
     syntax: SyntaxDetails
     debug: DebugDetails
 
+    @property
+    def from_cache(self) -> bool:
+        """Answered from the result cache, with no probe (`debug.cache.hit`)."""
+        return self.debug.cache is not None and self.debug.cache.hit
+
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
